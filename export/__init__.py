@@ -1,0 +1,1 @@
+"""Export to ONNX / FP16 / TensorRT deployment bundles."""

@@ -1,0 +1,206 @@
+"""The deployment bundle format: a self-describing folder that ``run`` and ``bench`` read.
+
+``export`` writes it; the runtime reads it without PyTorch. Layout::
+
+    bundle/
+      manifest.json        this module's Manifest, as JSON
+      preprocess.onnx      uint8 HxWx3 frame -> normalised 1x3xhxw
+      depth.onnx           image -> D_r (edge: also the backbone tokens)
+      image_encoder.onnx   image -> F_I (absent for edge)
+      head.onnx            F_I, D_r, scene_bias -> metric depth at frame size (+ A, B)
+      text_encoder.onnx    token ids -> text embedding
+      scene_bias.onnx      text embedding -> per-scene bias
+      *.fp16.onnx, *.int8.onnx, *.engine   optional variants
+      scenes/              per-caption bias cache
+
+Every file is listed in the manifest with its sha256; :func:`open_bundle` verifies them
+all and refuses a tampered, missing or foreign file by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tr2m_edge.config import ModelConfig
+from tr2m_edge.errors import BundleError, ConfigError
+
+BUNDLE_FORMAT = "tr2m-edge/bundle"
+BUNDLE_VERSION = 1
+MANIFEST = "manifest.json"
+COMPONENTS = ("preprocess", "depth", "image_encoder", "head", "text_encoder", "scene_bias")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (ints, or strings for dynamic axes) and dtype of a graph input/output."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str  # numpy dtype name: float32, float16, uint8, int64, ...
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TensorSpec":
+        return cls(name=str(d["name"]), shape=tuple(d["shape"]), dtype=str(d["dtype"]))
+
+
+@dataclass(frozen=True)
+class ComponentFile:
+    """One file of one component: an ONNX graph or a TensorRT engine at one precision."""
+
+    component: str  # one of COMPONENTS
+    file: str  # path relative to the bundle folder
+    sha256: str
+    precision: str  # fp32 | fp16 | int8
+    format: str = "onnx"  # onnx | engine
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ComponentFile":
+        return cls(
+            component=str(d["component"]), file=str(d["file"]), sha256=str(d["sha256"]),
+            precision=str(d["precision"]), format=str(d.get("format", "onnx")),
+            inputs=tuple(TensorSpec.from_dict(t) for t in d.get("inputs", ())),
+            outputs=tuple(TensorSpec.from_dict(t) for t in d.get("outputs", ())),
+        )
+
+
+@dataclass
+class Manifest:
+    """Everything a runtime needs to know about a bundle."""
+
+    model: ModelConfig
+    files: list[ComponentFile]
+    frame_size: tuple[int, int] | None = None  # fixed camera frame size, or None when dynamic
+    dynamic: bool = False  # graphs accept any multiple-of-14 input size
+    exporter: dict[str, Any] = field(default_factory=dict)  # name, opset, why chosen
+    tokenizer: dict[str, Any] = field(default_factory=dict)  # name, vocab file, context length
+    hashes: dict[str, str] = field(default_factory=dict)  # text_encoder / head content hashes
+    tensorrt: dict[str, Any] | None = None  # version, gpu, compute capability of the engines
+    tools: dict[str, str | None] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    format: str = BUNDLE_FORMAT
+    format_version: int = BUNDLE_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return json.loads(json.dumps(d))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "manifest.json") -> "Manifest":
+        if not isinstance(d, dict) or d.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{where} is not a tr2m-edge bundle manifest (no '{BUNDLE_FORMAT}' format tag).")
+        if int(d.get("format_version", 0)) > BUNDLE_VERSION:
+            raise BundleError(
+                f"{where} has bundle format {d['format_version']}; this tr2m-edge reads up to "
+                f"{BUNDLE_VERSION}. Upgrade tr2m-edge or re-export the bundle."
+            )
+        try:
+            model = ModelConfig.from_dict(d["model"])
+            files = [ComponentFile.from_dict(f) for f in d["files"]]
+        except (KeyError, TypeError, ConfigError) as exc:
+            raise BundleError(f"{where} is malformed ({exc}). Re-export the bundle.") from None
+        fs = d.get("frame_size")
+        return cls(
+            model=model, files=files, frame_size=tuple(fs) if fs else None, dynamic=bool(d.get("dynamic", False)),
+            exporter=dict(d.get("exporter", {})), tokenizer=dict(d.get("tokenizer", {})),
+            hashes=dict(d.get("hashes", {})), tensorrt=d.get("tensorrt"), tools=dict(d.get("tools", {})),
+            parity=dict(d.get("parity", {})), format=d["format"], format_version=int(d["format_version"]),
+        )
+
+    def find(self, component: str, precision: str = "fp32", fmt: str = "onnx") -> ComponentFile | None:
+        for f in self.files:
+            if f.component == component and f.precision == precision and f.format == fmt:
+                return f
+        return None
+
+    def components(self) -> list[str]:
+        return sorted({f.component for f in self.files})
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON via temp file + rename so readers never see a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Bundle:
+    """An opened, verified bundle folder."""
+
+    root: Path
+    manifest: Manifest
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.manifest.model
+
+    def path(self, entry: ComponentFile) -> Path:
+        return self.root / entry.file
+
+    def require(self, component: str, precision: str = "fp32", fmt: str = "onnx") -> ComponentFile:
+        entry = self.manifest.find(component, precision, fmt)
+        if entry is None:
+            have = ", ".join(sorted(f"{f.component}/{f.precision}/{f.format}" for f in self.manifest.files))
+            raise BundleError(
+                f"Bundle {self.root} has no {precision} {fmt} file for '{component}'. It has: {have}. "
+                "Re-export with the option that produces it (e.g. --fp16 or --trt)."
+            )
+        return entry
+
+
+def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Read ``manifest.json`` and (by default) check every listed file's sha256."""
+    root = Path(path)
+    manifest_path = root / MANIFEST
+    if not root.is_dir():
+        raise BundleError(f"Bundle folder not found: {root}. Create one with `tr2m-edge export`.")
+    if not manifest_path.is_file():
+        raise BundleError(f"{root} has no {MANIFEST}: not a tr2m-edge bundle. Create one with `tr2m-edge export`.")
+    try:
+        data = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{manifest_path} is corrupt ({exc}). Re-export the bundle.") from None
+    manifest = Manifest.from_dict(data, str(manifest_path))
+    bundle = Bundle(root=root, manifest=manifest)
+    if verify:
+        verify_bundle(bundle)
+    return bundle
+
+
+def verify_bundle(bundle: Bundle) -> None:
+    """Raise BundleError naming the first missing or modified file."""
+    for entry in bundle.manifest.files:
+        p = bundle.path(entry)
+        if not p.is_file():
+            raise BundleError(f"Bundle file missing: {p} (listed in {MANIFEST}). Re-export the bundle.")
+        if sha256_file(p) != entry.sha256:
+            raise BundleError(
+                f"Bundle file {p} does not match its sha256 in {MANIFEST}: it was modified or corrupted. "
+                "Re-export the bundle (or restore the file)."
+            )

@@ -1,0 +1,1 @@
+"""Export commands (``export``, ``scenes``)."""

@@ -1,0 +1,1 @@
+"""Runtime commands (``run``, ``bench``)."""

@@ -1,0 +1,199 @@
+"""Frozen encoders: Depth Anything (relative depth), DINOv2 (image tokens), CLIP text.
+
+Each is the real ``transformers`` / ``open_clip`` model class, loaded from a local path or
+hub id, or built from a small config with random weights when the spec has no source
+(tests and the offline demo). All are returned in eval mode with gradients off.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+from torch import nn
+
+from tr2m_edge.config import PATCH_SIZE, EncoderSpec
+from tr2m_edge.errors import ConfigError, ModelLoadError
+
+log = logging.getLogger(__name__)
+CONTEXT_LENGTH = 77  # CLIP token context
+CLIP_VOCAB = 49408  # open_clip / OpenAI BPE vocabulary size
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Eval mode and no gradients: frozen encoders never train."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def _load(what: str, source: str, loader: Callable[[], nn.Module]) -> nn.Module:
+    try:
+        return loader()
+    except Exception as exc:  # noqa: BLE001 - every loader failure becomes one clear error
+        raise ModelLoadError(
+            f"Could not load the {what} from '{source}': {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+            "Pass a local directory (or weight file) that holds it, or a hub id reachable from this machine."
+        ) from exc
+
+
+class DepthEncoder(nn.Module):
+    """Depth Anything: image (B,3,H,W) -> relative depth D_r (B,1,H,W) [+ last-block tokens].
+
+    The backbone, neck and head are called in turn (as ``DepthAnythingForDepthEstimation``
+    does) so that the ``edge`` preset can also take the backbone's last-block patch tokens
+    (after its final LayerNorm) from the same pass.
+    """
+
+    def __init__(self, model: nn.Module, return_tokens: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.return_tokens = return_tokens
+        bb = model.config.backbone_config
+        self.hidden_size = int(bb.hidden_size)
+        if return_tokens and list(bb.out_indices)[-1] != bb.num_hidden_layers:
+            raise ConfigError(
+                "The shared-backbone (edge) preset needs the depth model's last out_index to be "
+                f"its last block ({bb.num_hidden_layers}); got out_indices {list(bb.out_indices)}."
+            )
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        feature_maps = self.model.backbone(pixel_values).feature_maps
+        ph, pw = pixel_values.shape[-2] // PATCH_SIZE, pixel_values.shape[-1] // PATCH_SIZE
+        hidden = self.model.neck(list(feature_maps), ph, pw)
+        rel = self.model.head(hidden, ph, pw).unsqueeze(1)
+        tokens = feature_maps[-1][:, 1:] if self.return_tokens else None
+        return rel, tokens
+
+
+class ImageEncoder(nn.Module):
+    """DINOv2: image (B,3,H,W) -> last-block patch tokens after the final LayerNorm (B,N,C)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.hidden_size = int(model.config.hidden_size)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).last_hidden_state[:, 1:]
+
+
+class TextEncoder(nn.Module):
+    """CLIP text tower: token ids (B,77) int64 -> pooled, projected embedding (B,D)."""
+
+    def __init__(self, model: nn.Module, family: str, embed_dim: int) -> None:
+        super().__init__()
+        self.model = model
+        self.family = family
+        self.embed_dim = embed_dim
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.family == "open_clip":
+            return self.model.encode_text(tokens)
+        return self.model(input_ids=tokens).text_embeds
+
+
+# ------------------------------------------------------------------ builders
+
+def build_depth_encoder(spec: EncoderSpec, return_tokens: bool = False) -> DepthEncoder:
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    if spec.source is not None:
+        model = _load(
+            "Depth Anything model", spec.source,
+            lambda: DepthAnythingForDepthEstimation.from_pretrained(spec.source),
+        )
+    else:
+        h, n = spec.hidden_size, spec.num_layers
+        backbone = Dinov2Config(
+            hidden_size=h, num_hidden_layers=n, num_attention_heads=spec.num_heads,
+            intermediate_size=4 * h, patch_size=PATCH_SIZE, image_size=518,
+            out_indices=list(range(n - 3, n + 1)), apply_layernorm=True, reshape_hidden_states=False,
+        )
+        config = DepthAnythingConfig(
+            backbone_config=backbone, reassemble_hidden_size=h,
+            neck_hidden_sizes=[max(4, h // 8), max(4, h // 4), max(4, h // 2), h],
+            fusion_hidden_size=max(8, h // 6), head_hidden_size=max(4, h // 12),  # DA-S: 64, 32
+        )
+        model = DepthAnythingForDepthEstimation(config)
+    return freeze(DepthEncoder(model, return_tokens))
+
+
+def build_image_encoder(spec: EncoderSpec) -> ImageEncoder:
+    from transformers import Dinov2Config, Dinov2Model
+
+    if spec.source is not None:
+        model = _load("DINOv2 image encoder", spec.source, lambda: Dinov2Model.from_pretrained(spec.source))
+    else:
+        config = Dinov2Config(
+            hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers,
+            num_attention_heads=spec.num_heads, intermediate_size=4 * spec.hidden_size,
+            patch_size=PATCH_SIZE, image_size=518,
+        )
+        model = Dinov2Model(config)
+    return freeze(ImageEncoder(model))
+
+
+def build_text_encoder(spec: EncoderSpec) -> TextEncoder:
+    if spec.family == "open_clip":
+        model = _build_open_clip(spec)
+        dim = int(model.text_projection.shape[-1]) if model.text_projection is not None else spec.embed_dim
+    else:
+        model = _build_hf_clip(spec)
+        dim = int(model.config.projection_dim)
+    if spec.embed_dim and dim != spec.embed_dim:
+        raise ConfigError(
+            f"Text encoder '{spec.source}' outputs {dim}-d embeddings but the config expects {spec.embed_dim}."
+        )
+    return freeze(TextEncoder(model, spec.family, dim))
+
+
+def _build_open_clip(spec: EncoderSpec) -> nn.Module:
+    import open_clip
+
+    if spec.source is not None:
+        model = _load(
+            "open_clip text encoder", f"{spec.source}/{spec.pretrained}",
+            lambda: open_clip.create_model(spec.source, pretrained=spec.pretrained),
+        )
+    else:
+        model = open_clip.CLIP(
+            embed_dim=spec.embed_dim,
+            vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=16, head_width=16, patch_size=14, image_size=28),
+            text_cfg=open_clip.CLIPTextCfg(
+                context_length=CONTEXT_LENGTH, vocab_size=CLIP_VOCAB, width=spec.hidden_size,
+                heads=spec.num_heads, layers=spec.num_layers,
+            ),
+            quick_gelu=True,
+        )
+    model.visual = nn.Identity()  # only the text tower is used; drop the image tower's weights
+    return model
+
+
+def _build_hf_clip(spec: EncoderSpec) -> nn.Module:
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    if spec.source is not None:
+        return _load(
+            "CLIP text encoder", spec.source,
+            lambda: CLIPTextModelWithProjection.from_pretrained(spec.source),
+        )
+    config = CLIPTextConfig(
+        vocab_size=CLIP_VOCAB, hidden_size=spec.hidden_size, intermediate_size=4 * spec.hidden_size,
+        num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
+        max_position_embeddings=CONTEXT_LENGTH, projection_dim=spec.embed_dim,
+        hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=0,
+    )
+    return CLIPTextModelWithProjection(config)
+
+
+def tokenize(captions: list[str]) -> torch.Tensor:
+    """open_clip's CLIP BPE tokenizer (vocabulary ships with the package: works offline).
+
+    Returns (B, 77) int64 token ids, truncated to the context length.
+    """
+    import open_clip
+
+    return open_clip.get_tokenizer("ViT-L-14")(captions).long()

@@ -1,0 +1,53 @@
+"""Parameter counts per preset, computed on the meta device (no weights, no downloads).
+
+Hub-hosted encoders are counted through the sizes of their published architectures
+(``KNOWN_SIZES``), built with the same model classes as the random test encoders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from tr2m_edge.config import EncoderSpec, ModelConfig
+from tr2m_edge.model.encoders import build_depth_encoder, build_image_encoder, build_text_encoder
+from tr2m_edge.model.head import count_parameters
+from tr2m_edge.model.tr2m import build_head
+
+# (hidden_size, num_layers, num_heads) of the published models the presets point at.
+KNOWN_SIZES: dict[str, tuple[int, int, int]] = {
+    "LiheYoung/depth-anything-small-hf": (384, 12, 6),
+    "depth-anything/Depth-Anything-V2-Small-hf": (384, 12, 6),
+    "facebook/dinov2-large": (1024, 24, 16),
+    "facebook/dinov2-base": (768, 12, 12),
+    "facebook/dinov2-small": (384, 12, 6),
+    "ViT-L-14": (768, 12, 12),
+    "openai/clip-vit-large-patch14": (768, 12, 12),
+}
+
+
+def _as_random(spec: EncoderSpec) -> EncoderSpec | None:
+    if spec.is_random:
+        return spec
+    sizes = KNOWN_SIZES.get(spec.source or "")
+    if sizes is None:
+        return None
+    return dataclasses.replace(spec, source=None, hidden_size=sizes[0], num_layers=sizes[1], num_heads=sizes[2])
+
+
+def parameter_counts(cfg: ModelConfig) -> dict[str, int | None]:
+    """Parameters of each part (None where the architecture is not known offline)."""
+    counts: dict[str, int | None] = {}
+    with torch.device("meta"):
+        counts["head (trainable)"] = count_parameters(build_head(cfg))
+        depth = _as_random(cfg.depth)
+        counts["depth"] = count_parameters(build_depth_encoder(depth)) if depth else None
+        if cfg.image is None:
+            counts["image"] = 0
+        else:
+            image = _as_random(cfg.image)
+            counts["image"] = count_parameters(build_image_encoder(image)) if image else None
+        text = _as_random(cfg.text)
+        counts["text"] = count_parameters(build_text_encoder(text)) if text else None
+    return counts

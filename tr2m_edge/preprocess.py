@@ -1,0 +1,88 @@
+"""Frame preprocessing, identical in numpy (runtime, no PyTorch) and torch (training).
+
+A frame (RGB, HxWx3 uint8) becomes the network input (1, 3, h, w) float32: scaled to
+[0, 1], resized bilinearly with align_corners=True (as the released code does) to the
+configured multiple-of-14 size, then normalised with the ImageNet mean/std. Resizing and
+normalising commute (both are linear and the bilinear weights sum to one), so the
+exported uint8 preprocess graph may do them in either order.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tr2m_edge.config import PreprocessConfig
+from tr2m_edge.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def check_frame(frame: np.ndarray, name: str = "frame") -> np.ndarray:
+    """Validate an RGB frame: HxWx3, uint8 (or float in [0, 1]). Grey HxW is expanded."""
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"{name} must be a numpy array (HxWx3 RGB); got {type(frame).__name__}.")
+    if frame.ndim == 2:
+        frame = np.repeat(frame[:, :, None], 3, axis=2)
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4) or min(frame.shape[:2]) < 2:
+        raise InputError(f"{name} must be HxWx3 RGB with H, W >= 2; got shape {frame.shape}.")
+    return frame[:, :, :3]
+
+
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if n_out == 1:
+        pos = np.zeros(1, dtype=np.float64)
+    else:
+        pos = np.arange(n_out, dtype=np.float64) * ((n_in - 1) / (n_out - 1))
+    i0 = np.clip(np.floor(pos).astype(np.int64), 0, n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (pos - i0).astype(np.float32)
+
+
+def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize with align_corners=True of an HxWxC or HxW float array."""
+    h, w = size
+    y0, y1, wy = _axis_weights(image.shape[0], h)
+    x0, x1, wx = _axis_weights(image.shape[1], w)
+    img = image.astype(np.float32, copy=False)
+    extra = (None,) * (img.ndim - 2)
+    wx_b = wx[(None, slice(None)) + extra]
+    top = img[y0][:, x0] * (1 - wx_b) + img[y0][:, x1] * wx_b
+    bot = img[y1][:, x0] * (1 - wx_b) + img[y1][:, x1] * wx_b
+    wy_b = wy[(slice(None), None) + extra]
+    return top * (1 - wy_b) + bot * wy_b
+
+
+def preprocess_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """RGB frame (HxWx3 uint8, or float in [0, 1]) -> normalised (1, 3, h, w) float32."""
+    frame = check_frame(frame)
+    img = frame.astype(np.float32) / 255.0 if frame.dtype == np.uint8 else frame.astype(np.float32)
+    img = resize_bilinear(img, cfg.input_size)
+    mean = np.asarray(cfg.mean, dtype=np.float32)
+    std = np.asarray(cfg.std, dtype=np.float32)
+    img = (img - mean) / std
+    return np.ascontiguousarray(img.transpose(2, 0, 1)[None])
+
+
+def preprocess_tensor(images: "torch.Tensor", cfg: PreprocessConfig) -> "torch.Tensor":
+    """Batch (B, 3, H, W) float in [0, 1] (or uint8) -> normalised (B, 3, h, w) float32."""
+    import torch
+    import torch.nn.functional as F
+
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise InputError(f"images must be (B, 3, H, W); got shape {tuple(images.shape)}.")
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if tuple(x.shape[-2:]) != tuple(cfg.input_size):
+        x = F.interpolate(x, size=tuple(cfg.input_size), mode="bilinear", align_corners=True)
+    mean = torch.tensor(cfg.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def clip_depth(depth: np.ndarray, min_depth: float, max_depth: float) -> tuple[np.ndarray, int]:
+    """inf -> max, NaN -> min, clamp to [min, max]; returns the map and how many values were non-finite."""
+    bad = int(np.count_nonzero(~np.isfinite(depth)))
+    out = np.nan_to_num(depth, nan=min_depth, posinf=max_depth, neginf=min_depth)
+    return np.clip(out, min_depth, max_depth), bad

@@ -1,0 +1,85 @@
+"""What this machine can run: package versions, ONNX Runtime providers, CUDA, TensorRT.
+
+Everything here is probed lazily and never raises: a missing package is reported as
+missing. Used by ``tr2m-edge info`` and by backend selection (``--backend auto``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+from dataclasses import dataclass, field
+
+PACKAGES = (
+    "tr2m-edge", "numpy", "torch", "torchvision", "transformers", "open_clip_torch", "onnx",
+    "onnxruntime", "onnxruntime-gpu", "onnxscript", "opencv-python-headless", "typer", "rich",
+    "tensorrt", "cuda-python", "polygraphy",
+)
+
+
+@dataclass
+class SystemInfo:
+    """A snapshot of the inference-relevant facts of this machine."""
+
+    versions: dict[str, str | None] = field(default_factory=dict)
+    ort_providers: list[str] = field(default_factory=list)
+    torch_cuda: str | None = None  # device name when PyTorch sees a CUDA GPU
+    cuda_python: str | None = None  # device count / error via cuda-python
+    tensorrt: str | None = None  # version when `import tensorrt` works
+    notes: list[str] = field(default_factory=list)
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def ort_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+
+        return list(ort.get_available_providers())
+    except Exception:  # noqa: BLE001 - probing only
+        return []
+
+
+def tensorrt_version() -> str | None:
+    try:
+        trt = importlib.import_module("tensorrt")
+        return str(trt.__version__)
+    except Exception:  # noqa: BLE001 - probing only
+        return None
+
+
+def cuda_device_count() -> int:
+    """CUDA devices visible through cuda-python's runtime bindings (0 when absent)."""
+    try:
+        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
+
+        err, count = cudart.cudaGetDeviceCount()
+        return int(count) if int(err) == 0 else 0
+    except Exception:  # noqa: BLE001 - probing only
+        return 0
+
+
+def collect(with_torch: bool = True) -> SystemInfo:
+    info = SystemInfo(versions={p: package_version(p) for p in PACKAGES})
+    info.ort_providers = ort_providers()
+    info.tensorrt = tensorrt_version()
+    n = cuda_device_count()
+    info.cuda_python = f"{n} device(s)" if n else None
+    if with_torch:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                info.torch_cuda = torch.cuda.get_device_name(0)
+        except Exception as exc:  # noqa: BLE001 - probing only
+            info.notes.append(f"torch import failed: {exc}")
+    if info.tensorrt is None:
+        info.notes.append("TensorRT is not importable: TensorRT engines cannot be built or run here.")
+    if not info.torch_cuda and not n:
+        info.notes.append("No CUDA GPU visible: GPU backends are unavailable; ONNX Runtime CPU is used.")
+    return info

@@ -1,0 +1,1 @@
+"""Training and evaluation of the TR2M head: datasets, synthetic scenes, losses, trainer."""
