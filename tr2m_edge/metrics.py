@@ -62,7 +62,11 @@ def compute_metrics(
         raise InputError(f"Prediction {pred.shape} and ground truth {gt.shape} differ in shape; resize the prediction first.")
     pred = np.nan_to_num(pred, nan=min_depth, posinf=max_depth, neginf=min_depth)
     pred = np.clip(pred, min_depth, max_depth)
-    valid = (gt > min_depth) & (gt < max_depth) & crop_mask(gt.shape, crop)
+    valid = (gt > min_depth) & (gt < max_depth)
+    if crop != "none":
+        if gt.ndim != 2:
+            raise InputError(f"Crop '{crop}' needs HxW depth maps; got shape {gt.shape}.")
+        valid &= crop_mask(gt.shape, crop)
     if valid_mask is not None:
         valid &= np.asarray(valid_mask, dtype=bool)
     if not valid.any():

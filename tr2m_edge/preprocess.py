@@ -32,13 +32,13 @@ def check_frame(frame: np.ndarray, name: str = "frame") -> np.ndarray:
 
 
 def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if n_out == 1:
-        pos = np.zeros(1, dtype=np.float64)
-    else:
-        pos = np.arange(n_out, dtype=np.float64) * ((n_in - 1) / (n_out - 1))
+    # Source coordinates in float32, as PyTorch's CPU kernel computes them, so both paths
+    # agree to float rounding rather than to 1e-4 (float32 positions of large frames).
+    scale = np.float32((n_in - 1) / (n_out - 1)) if n_out > 1 else np.float32(0.0)
+    pos = np.arange(n_out, dtype=np.float32) * scale
     i0 = np.clip(np.floor(pos).astype(np.int64), 0, n_in - 1)
     i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, (pos - i0).astype(np.float32)
+    return i0, i1, np.clip(pos - i0.astype(np.float32), 0.0, 1.0).astype(np.float32)
 
 
 def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,5 @@
+"""``python -m tr2m_edge`` runs the CLI."""
+
+from tr2m_edge.cli import main
+
+main()
