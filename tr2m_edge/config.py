@@ -39,6 +39,7 @@ class EncoderSpec:
     num_layers: int = 0  # random build: transformer depth
     num_heads: int = 0  # random build: attention heads
     embed_dim: int = 0  # text encoders: size of the output embedding (after projection)
+    seed: int = 0  # random build: weight seed (the same spec always gives the same weights)
 
     def __post_init__(self) -> None:
         if self.family not in ENCODER_FAMILIES:

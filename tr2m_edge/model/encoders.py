@@ -3,12 +3,19 @@
 Each is the real ``transformers`` / ``open_clip`` model class, loaded from a local path or
 hub id, or built from a small config with random weights when the spec has no source
 (tests and the offline demo). All are returned in eval mode with gradients off.
+
+Random encoders are deterministic: built under ``spec.seed`` (the global RNG is left as it
+was), so training, export and runtime rebuild the very same frozen weights from a config.
+A random Depth Anything is also calibrated (:func:`calibrate_random_depth`) so that its
+relative depth has realistic magnitudes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -27,6 +34,70 @@ def freeze(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         p.requires_grad_(False)
     return module
+
+
+RANDOM_DEPTH_MEAN = 5.0  # mean relative depth of a calibrated random Depth Anything
+_CALIBRATION_SIZE = (98, 126)  # input of the calibration pass (multiples of 14)
+
+
+@contextlib.contextmanager
+def random_weights(seed: int) -> Iterator[None]:
+    """Seed torch's global RNG for a build and restore it afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def _on_meta(module: nn.Module) -> bool:
+    return any(p.device.type == "meta" for p in module.parameters())
+
+
+@torch.no_grad()
+def calibrate_random_depth(encoder: "DepthEncoder", seed: int = 0, target_mean: float = RANDOM_DEPTH_MEAN) -> float:
+    """Give a random Depth Anything realistic activation scales.
+
+    Built from a config, Depth Anything's initialisation (std 0.02 convolutions, no norms
+    in the DPT neck and head) shrinks activations layer by layer to a relative depth of
+    about 1e-8: below fp16's range, and so small that metric depth ignores it. One forward
+    pass on a fixed smooth noise image rescales every neck/head convolution so that its
+    output has unit standard deviation, in order (layer-sequential unit-variance
+    initialisation, Mishkin & Matas 2015); then the last convolution (followed by a ReLU,
+    so exactly proportional) is scaled to a mean relative depth of ``target_mean``.
+    Only ever applied to encoders without released weights. Returns that last factor.
+    """
+    da = encoder.model
+    last = da.head.conv3
+    convs = [m for part in (da.neck, da.head) for m in part.modules()
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m is not last]
+
+    def unit_std(module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+        std = float(output.std())
+        if std > 0:
+            module.weight.mul_(1.0 / std)
+            if module.bias is not None:
+                module.bias.mul_(1.0 / std)
+            output = output / std
+        return output
+
+    gen = torch.Generator().manual_seed(int(seed))
+    h, w = _CALIBRATION_SIZE
+    device = next(encoder.parameters()).device
+    noise = torch.randn(1, 3, h // 7, w // 7, generator=gen, device="cpu").to(device)
+    image = torch.nn.functional.interpolate(noise, size=(h, w), mode="bilinear", align_corners=True)
+    hooks = [m.register_forward_hook(unit_std) for m in convs]
+    try:
+        encoder(image)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    mean = float(encoder(image)[0].mean())
+    if not mean > 0:
+        return 1.0
+    k = target_mean / mean
+    last.weight.mul_(k)
+    if last.bias is not None:
+        last.bias.mul_(k)
+    return k
 
 
 def _load(what: str, source: str, loader: Callable[[], nn.Module]) -> nn.Module:
@@ -117,8 +188,12 @@ def build_depth_encoder(spec: EncoderSpec, return_tokens: bool = False) -> Depth
             neck_hidden_sizes=[max(4, h // 8), max(4, h // 4), max(4, h // 2), h],
             fusion_hidden_size=max(8, h // 6), head_hidden_size=max(4, h // 12),  # DA-S: 64, 32
         )
-        model = DepthAnythingForDepthEstimation(config)
-    return freeze(DepthEncoder(model, return_tokens))
+        with random_weights(spec.seed):
+            model = DepthAnythingForDepthEstimation(config)
+    encoder = freeze(DepthEncoder(model, return_tokens))
+    if spec.is_random and not _on_meta(encoder):
+        calibrate_random_depth(encoder, seed=spec.seed)
+    return encoder
 
 
 def build_image_encoder(spec: EncoderSpec) -> ImageEncoder:
@@ -132,7 +207,8 @@ def build_image_encoder(spec: EncoderSpec) -> ImageEncoder:
             num_attention_heads=spec.num_heads, intermediate_size=4 * spec.hidden_size,
             patch_size=PATCH_SIZE, image_size=518,
         )
-        model = Dinov2Model(config)
+        with random_weights(spec.seed):
+            model = Dinov2Model(config)
     return freeze(ImageEncoder(model))
 
 
@@ -159,15 +235,16 @@ def _build_open_clip(spec: EncoderSpec) -> nn.Module:
             lambda: open_clip.create_model(spec.source, pretrained=spec.pretrained),
         )
     else:
-        model = open_clip.CLIP(
-            embed_dim=spec.embed_dim,
-            vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=16, head_width=16, patch_size=14, image_size=28),
-            text_cfg=open_clip.CLIPTextCfg(
-                context_length=CONTEXT_LENGTH, vocab_size=CLIP_VOCAB, width=spec.hidden_size,
-                heads=spec.num_heads, layers=spec.num_layers,
-            ),
-            quick_gelu=True,
-        )
+        with random_weights(spec.seed):
+            model = open_clip.CLIP(
+                embed_dim=spec.embed_dim,
+                vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=16, head_width=16, patch_size=14, image_size=28),
+                text_cfg=open_clip.CLIPTextCfg(
+                    context_length=CONTEXT_LENGTH, vocab_size=CLIP_VOCAB, width=spec.hidden_size,
+                    heads=spec.num_heads, layers=spec.num_layers,
+                ),
+                quick_gelu=True,
+            )
     model.visual = nn.Identity()  # only the text tower is used; drop the image tower's weights
     return model
 
@@ -186,7 +263,15 @@ def _build_hf_clip(spec: EncoderSpec) -> nn.Module:
         max_position_embeddings=CONTEXT_LENGTH, projection_dim=spec.embed_dim,
         hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=0,
     )
-    return CLIPTextModelWithProjection(config)
+    with random_weights(spec.seed):
+        return CLIPTextModelWithProjection(config)
+
+
+@functools.lru_cache(maxsize=1)
+def _open_clip_tokenizer() -> Callable[[list[str]], torch.Tensor]:
+    import open_clip
+
+    return open_clip.get_tokenizer("ViT-L-14")  # ~0.5 s to build: build it once per process
 
 
 def tokenize(captions: list[str]) -> torch.Tensor:
@@ -194,6 +279,4 @@ def tokenize(captions: list[str]) -> torch.Tensor:
 
     Returns (B, 77) int64 token ids, truncated to the context length.
     """
-    import open_clip
-
-    return open_clip.get_tokenizer("ViT-L-14")(captions).long()
+    return _open_clip_tokenizer()(captions).long()

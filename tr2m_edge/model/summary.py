@@ -1,7 +1,9 @@
-"""Parameter counts per preset, computed on the meta device (no weights, no downloads).
+"""Published encoder sizes: parameter counts per preset, and random stand-ins of real sizes.
 
 Hub-hosted encoders are counted through the sizes of their published architectures
-(``KNOWN_SIZES``), built with the same model classes as the random test encoders.
+(``KNOWN_SIZES``), built on the meta device with the same model classes as the random test
+encoders. :func:`random_encoder_config` swaps every hub encoder of a config for a random
+one of the same size: exports, benchmarks and GPU checks of real-sized models, offline.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import torch
 
 from tr2m_edge.config import EncoderSpec, ModelConfig
+from tr2m_edge.errors import ConfigError
 from tr2m_edge.model.encoders import build_depth_encoder, build_image_encoder, build_text_encoder
 from tr2m_edge.model.head import count_parameters
 from tr2m_edge.model.tr2m import build_head
@@ -28,12 +31,30 @@ KNOWN_SIZES: dict[str, tuple[int, int, int]] = {
 
 
 def _as_random(spec: EncoderSpec) -> EncoderSpec | None:
+    """The random stand-in of ``spec`` (itself if already random), None if its size is unknown."""
     if spec.is_random:
         return spec
     sizes = KNOWN_SIZES.get(spec.source or "")
     if sizes is None:
         return None
-    return dataclasses.replace(spec, source=None, hidden_size=sizes[0], num_layers=sizes[1], num_heads=sizes[2])
+    return dataclasses.replace(spec, source=None, pretrained=None, hidden_size=sizes[0], num_layers=sizes[1],
+                               num_heads=sizes[2])
+
+
+def random_encoder_config(cfg: ModelConfig) -> ModelConfig:
+    """``cfg`` with every hub encoder replaced by a random one of its published size."""
+
+    def swap(spec: EncoderSpec | None) -> EncoderSpec | None:
+        if spec is None:
+            return None
+        out = _as_random(spec)
+        if out is None:
+            raise ConfigError(
+                f"No known size for encoder '{spec.source}'; random encoders exist for: {', '.join(KNOWN_SIZES)}."
+            )
+        return out
+
+    return cfg.replace(depth=swap(cfg.depth), image=swap(cfg.image), text=swap(cfg.text))
 
 
 def parameter_counts(cfg: ModelConfig) -> dict[str, int | None]:
