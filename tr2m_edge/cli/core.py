@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -14,8 +15,15 @@ console = Console(highlight=False)
 
 
 @app.command("info")
-def info_cmd() -> None:
-    """Show package versions, ONNX Runtime providers, CUDA/TensorRT status and the presets."""
+def info_cmd(
+    bundle: Optional[Path] = typer.Argument(
+        None, help="A bundle folder: verify its files and print its manifest summary instead."
+    ),
+) -> None:
+    """Show package versions, ONNX Runtime providers, CUDA/TensorRT status and the presets (or a bundle)."""
+    if bundle is not None:
+        _bundle_info(bundle)
+        return
     from tr2m_edge.config import get_preset, preset_names
     from tr2m_edge.model.summary import parameter_counts
     from tr2m_edge.system import collect
@@ -66,3 +74,45 @@ def import_official_cmd(
     save_checkpoint(ckpt, output)
     n = sum(v.numel() for v in ckpt.head.values())
     console.print(f"Imported {len(ckpt.head)} tensors ({n / 1e6:.2f} M parameters) from {weights} -> {output}")
+
+
+def _bundle_info(path: Path) -> None:
+    """Verify a bundle (every sha256) and print its manifest summary."""
+    from tr2m_edge.bundle import open_bundle
+
+    bundle = open_bundle(path)
+    m = bundle.manifest
+    cfg = m.model
+    h, w = cfg.preprocess.input_size
+    frame = "any (frame_hw input)" if m.frame_size is None else f"{m.frame_size[0]}x{m.frame_size[1]}"
+    console.print(f"[bold]Bundle[/] {bundle.root}  (format {m.format} v{m.format_version}, all {len(m.files)} files verified)")
+    console.print(f"model: {cfg.name}, input {h}x{w}{' (dynamic)' if m.dynamic else ''}, frame {frame}, "
+                  f"depth range {cfg.min_depth:g}-{cfg.max_depth:g} m, "
+                  f"{'shared backbone' if cfg.shared_backbone else 'separate image encoder'}")
+    console.print(f"exporter: {m.exporter.get('name')} opset {m.exporter.get('opset')} ({m.exporter.get('choice', '')}); "
+                  f"tokenizer: {m.tokenizer.get('name')} ({m.tokenizer.get('file')})")
+    if m.tensorrt:
+        console.print(f"TensorRT: {m.tensorrt.get('version')} on {m.tensorrt.get('gpu')} "
+                      f"(sm {m.tensorrt.get('compute_capability')}), {m.tensorrt.get('precision')}")
+    table = Table(title="Files", show_header=True)
+    for col in ("component", "precision", "file", "MB", "sha256", "inputs -> outputs"):
+        table.add_column(col)
+    for f in m.files:
+        size = (bundle.root / f.file).stat().st_size / 1e6
+        io = ", ".join(t.name for t in f.inputs) + " -> " + ", ".join(t.name for t in f.outputs)
+        table.add_row(f.component, f.precision, f.file, f"{size:.1f}", f.sha256[:12], io if f.inputs else "")
+    console.print(table)
+    for name, rep in m.parity.items():
+        if "depth" not in rep:
+            console.print(f"parity {name}: {rep}")
+            continue
+        worst = max((d["rel"] for diffs in rep["components"].values() for d in diffs), default=0.0)
+        console.print(f"parity {name} ({rep['backend']}): metric depth AbsRel {rep['depth']['abs_rel']:.2e}, "
+                      f"worst output rel. error {worst:.2e}, {'passed' if rep['passed'] else 'FAILED'}")
+    try:
+        from tr2m_edge.scenes import SceneCache
+
+        scenes = SceneCache(bundle).list()
+        console.print(f"cached scenes: {', '.join(repr(s.caption) for s in scenes) or 'none'}")
+    except Exception as exc:  # noqa: BLE001 - the summary never fails on the cache
+        console.print(f"cached scenes: unreadable ({exc})")

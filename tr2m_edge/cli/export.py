@@ -1,1 +1,124 @@
-"""Export commands (``export``, ``scenes``)."""
+"""Export commands: ``export`` (checkpoint -> bundle) and ``scenes`` (caption cache)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tr2m_edge.cli import app
+from tr2m_edge.errors import ConfigError
+
+console = Console(highlight=False)
+scenes_app = typer.Typer(help="Per-scene caption cache of a bundle (BUNDLE/scenes/).", no_args_is_help=True)
+app.add_typer(scenes_app, name="scenes")
+
+
+@app.command("export")
+def export_cmd(
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Checkpoint to export (best.pt from `tr2m-edge train`)."),
+    output: Path = typer.Option(Path("bundle"), "--output", "-o", help="Bundle folder to write (an existing bundle is replaced)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Preset of a --random-head export: tiny, edge or paper."),
+    random_head: bool = typer.Option(False, "--random-head", help="Export a random head instead of a checkpoint (tests, bench)."),
+    random_encoders: bool = typer.Option(
+        False, "--random-encoders", help="With --random-head: random encoders at the published sizes (no downloads; speed only)."
+    ),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write FP16 graphs (fp32 I/O; LayerNorm/Softmax/Exp/reciprocal in fp32)."),
+    trt: Optional[bool] = typer.Option(
+        None, "--trt/--no-trt", help="Build TensorRT engines (default: when TensorRT and a CUDA GPU are present)."
+    ),
+    dynamic: bool = typer.Option(False, "--dynamic", help="Dynamic batch/height/width (multiples of 14) instead of a fixed size."),
+    frame_size: Optional[str] = typer.Option(
+        None, "--frame-size", help="Fixed camera frame HxW, e.g. 480x640 (default: any frame size, given per call)."
+    ),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="Network input HxW, multiples of 14 (default: the preset's)."),
+    scene: list[str] = typer.Option([], "--scene", help="Caption to pre-cache, e.g. \"warehouse aisle\" (repeatable)."),
+    exporter: str = typer.Option("auto", "--exporter", help="ONNX exporter: auto (measured default), torchscript or dynamo."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset, >= 17 (LayerNormalization as one op)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Export a checkpoint to a self-checking deployment bundle (ONNX, FP16, TensorRT, scene cache)."""
+    from tr2m_edge.checkpoint import load_checkpoint
+    from tr2m_edge.config import get_preset, parse_size
+    from tr2m_edge.export.bundle_writer import export_bundle, parse_frame_size, random_head_checkpoint
+    from tr2m_edge.model.summary import random_encoder_config
+
+    if random_head == (ckpt is not None):
+        raise ConfigError("Give either --ckpt best.pt, or --random-head [--preset NAME] for a test bundle.")
+    if random_encoders and not random_head:
+        raise ConfigError("--random-encoders only goes with --random-head.")
+    if ckpt is not None and preset is not None:
+        raise ConfigError("--preset only goes with --random-head; a checkpoint carries its own config.")
+    fsize = parse_frame_size(frame_size) if frame_size else None
+    isize = parse_size(input_size) if input_size else None
+    if ckpt is not None:
+        source = load_checkpoint(ckpt)
+    else:
+        cfg = get_preset(preset or "tiny")
+        if random_encoders:
+            cfg = random_encoder_config(cfg)
+        source = random_head_checkpoint(cfg)
+    path = export_bundle(
+        source, output, fp16=fp16, trt=trt, dynamic=dynamic, frame_size=fsize, input_size=isize,
+        opset=opset, exporter=exporter, scenes=scene, progress=not quiet,
+    )
+    from tr2m_edge.bundle import open_bundle
+
+    bundle = open_bundle(path)
+    console.print(f"Wrote bundle {path} ({len(bundle.manifest.files)} files, verified).")
+    for precision, rep in bundle.manifest.parity.items():
+        if "depth" in rep:
+            console.print(f"  parity {precision} ({rep['backend']}): metric depth AbsRel {rep['depth']['abs_rel']:.2e}, passed")
+
+
+def _open_cache(bundle: Path):  # type: ignore[no-untyped-def]
+    from tr2m_edge.scenes import SceneCache
+
+    return SceneCache(bundle)
+
+
+@scenes_app.command("add")
+def scenes_add(
+    bundle: Path = typer.Argument(..., help="Bundle folder written by `tr2m-edge export`."),
+    captions: list[str] = typer.Argument(..., help="Caption(s) describing the scene, e.g. \"warehouse aisle\"."),
+) -> None:
+    """Compute and cache the scene bias of one or more captions (ONNX Runtime, no PyTorch)."""
+    cache = _open_cache(bundle)
+    for caption in captions:
+        entry = cache.add(caption)
+        console.print(f"cached '{entry.normalised}' as {entry.name} ({entry.shape[-1]} values)")
+
+
+@scenes_app.command("list")
+def scenes_list(bundle: Path = typer.Argument(..., help="Bundle folder written by `tr2m-edge export`.")) -> None:
+    """List the cached scene captions of a bundle."""
+    import datetime
+
+    cache = _open_cache(bundle)
+    entries = cache.list()
+    if not entries:
+        console.print(f"No cached scenes in {bundle}. Add one with `tr2m-edge scenes add {bundle} \"warehouse aisle\"`.")
+        return
+    table = Table(title=f"Cached scenes in {bundle}")
+    table.add_column("name", no_wrap=True, min_width=max(len(e.name) for e in entries))  # copied into `scenes rm`
+    table.add_column("caption", overflow="fold")
+    for col in ("values", "created", "status"):
+        table.add_column(col)
+    for e in entries:
+        created = datetime.datetime.fromtimestamp(e.created).strftime("%Y-%m-%d %H:%M")
+        status = "current" if cache.is_current(e) else "[yellow]stale (other weights)[/]"
+        table.add_row(e.name, e.caption, str(e.shape[-1]), created, status)
+    console.print(table)
+
+
+@scenes_app.command("rm")
+def scenes_rm(
+    bundle: Path = typer.Argument(..., help="Bundle folder written by `tr2m-edge export`."),
+    name: str = typer.Argument(..., help="Entry name (as listed) or the caption itself."),
+) -> None:
+    """Remove a cached scene."""
+    entry = _open_cache(bundle).remove(name)
+    console.print(f"removed {entry.name} ('{entry.normalised}')")

@@ -1,0 +1,348 @@
+"""Per-scene caption cache inside a bundle (``BUNDLE/scenes/``), computed without PyTorch.
+
+A caption ("warehouse aisle") becomes the head's per-scene bias once: tokenizer ->
+``text_encoder.onnx`` -> ``scene_bias.onnx`` on ONNX Runtime's CPU provider; the runtime
+then feeds the cached (1, C) vector to every frame. Switching scenes costs one text-encoder
+call, never a restart.
+
+Each entry is two files, for an entry named ``<slug>-<key[:10]>``:
+
+* ``<name>.<sha[:12]>.npy``: the bias, float32 (1, C), named by its own content;
+* ``<name>.json``: caption, normalised caption, key, the text-encoder and head hashes it
+  was computed with, the ``.npy`` file's name and sha256, shape and creation time.
+
+The key is sha256(normalised caption + text-encoder hash + head hash), so a bias is never
+reused with other weights. Both files are written atomically (temp file + fsync +
+rename), the ``.npy`` first and under a new name: the ``.json`` is the commit record and
+is only ever replaced by another complete record, so a crash (even SIGKILL, tested) at any
+point leaves the old entry or the new one, plus at worst an orphan ``.npy`` that is
+ignored and swept later. A tampered ``.npy`` is caught by its sha256 and named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tr2m_edge.bundle import Bundle, open_bundle, sha256_file, write_json_atomic
+from tr2m_edge.errors import BundleError, InputError
+
+log = logging.getLogger(__name__)
+
+SCENES_DIR = "scenes"
+SCENE_FORMAT = "tr2m-edge/scene"
+_STALE_TMP_S = 600.0
+
+
+def normalise_caption(caption: str) -> str:
+    """Strip, collapse whitespace, lower-case: 'Warehouse  Aisle ' -> 'warehouse aisle'."""
+    if not isinstance(caption, str):
+        raise InputError(f"A caption must be a string; got {type(caption).__name__}.")
+    text = " ".join(caption.split()).lower()
+    if not text:
+        raise InputError("The caption is empty; describe the scene, e.g. \"warehouse aisle\".")
+    return text
+
+
+def scene_key(caption: str, text_encoder_hash: str, head_hash: str) -> str:
+    """sha256 hex of the normalised caption and the two weight hashes."""
+    payload = json.dumps([normalise_caption(caption), text_encoder_hash, head_hash])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def entry_name(caption: str, key: str) -> str:
+    """File stem of an entry: readable slug of the caption + the key prefix."""
+    slug = re.sub(r"[^a-z0-9]+", "-", normalise_caption(caption)).strip("-")[:40] or "scene"
+    return f"{slug}-{key[:10]}"
+
+
+@dataclass(frozen=True)
+class SceneEntry:
+    """Metadata of one cached scene bias."""
+
+    name: str
+    caption: str
+    normalised: str
+    key: str
+    text_encoder_hash: str
+    head_hash: str
+    file: str  # .npy file name inside scenes/ (<name>.<sha256[:12]>.npy)
+    sha256: str
+    shape: tuple[int, ...]
+    created: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"format": SCENE_FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object], where: Path) -> "SceneEntry":
+        try:
+            if d.get("format") != SCENE_FORMAT:
+                raise KeyError("format")
+            return cls(
+                name=str(d["name"]), caption=str(d["caption"]), normalised=str(d["normalised"]), key=str(d["key"]),
+                text_encoder_hash=str(d["text_encoder_hash"]), head_hash=str(d["head_hash"]), file=str(d["file"]),
+                sha256=str(d["sha256"]), shape=tuple(int(v) for v in d["shape"]),  # type: ignore[union-attr]
+                created=float(d["created"]),  # type: ignore[arg-type]
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"Scene cache entry {where} is malformed ({exc}). Remove it with `tr2m-edge scenes rm` and add the caption again."
+            ) from None
+
+
+class SceneBiasComputer:
+    """Caption -> scene bias with ONNX Runtime on the CPU (tokenizer, text encoder, bias graph).
+
+    The two graphs' sha256 are checked against the manifest before they are loaded.
+    """
+
+    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from tr2m_edge.tokenizer import ClipTokenizer
+
+        man = bundle.manifest
+        vocab = man.tokenizer.get("file")
+        if not vocab:
+            raise BundleError(f"Bundle {bundle.root} declares no tokenizer file in its manifest; re-export it.")
+        self.tokenizer = ClipTokenizer(bundle.root / str(vocab), int(man.tokenizer.get("context_length", 77)))
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self._sessions = {}
+        for comp in ("text_encoder", "scene_bias"):
+            entry = bundle.require(comp, "fp32", "onnx")
+            path = bundle.path(entry)
+            if not path.is_file() or sha256_file(path) != entry.sha256:
+                raise BundleError(f"Bundle file {path} is missing or does not match its sha256 in manifest.json. Re-export the bundle.")
+            self._sessions[comp] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, captions: list[str]) -> np.ndarray:
+        """Captions -> (B, C) float32 scene biases."""
+        ids = self.tokenizer(captions)
+        text = self._sessions["text_encoder"].run(["text_embedding"], {"token_ids": ids})[0]
+        bias = self._sessions["scene_bias"].run(["scene_bias"], {"text_embedding": text.astype(np.float32)})[0]
+        return np.ascontiguousarray(bias, dtype=np.float32)
+
+
+def compute_scene_bias(bundle: Bundle | str | Path, captions: list[str]) -> np.ndarray:
+    """(B, C) float32 biases for ``captions`` from a bundle's own graphs (no PyTorch)."""
+    b = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
+    return SceneBiasComputer(b)(captions)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SceneCache:
+    """The caption cache of one bundle.
+
+    Args:
+        bundle: an opened :class:`~tr2m_edge.bundle.Bundle` or its folder (opened
+            without re-hashing every graph; the graphs used are checked when loaded).
+    """
+
+    def __init__(self, bundle: Bundle | str | Path) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
+        self.root = self.bundle.root / SCENES_DIR
+        hashes = self.bundle.manifest.hashes
+        missing = [k for k in ("text_encoder", "head") if not hashes.get(k)]
+        if missing:
+            raise BundleError(
+                f"Bundle {self.bundle.root} records no {' / '.join(missing)} hash in its manifest, so cached scenes "
+                "cannot be keyed. Re-export it with this tr2m-edge."
+            )
+        self.text_encoder_hash = str(hashes["text_encoder"])
+        self.head_hash = str(hashes["head"])
+        self._computer: SceneBiasComputer | None = None
+
+    # ----------------------------------------------------------- lookups
+    def key(self, caption: str) -> str:
+        return scene_key(caption, self.text_encoder_hash, self.head_hash)
+
+    def _paths(self, caption: str) -> tuple[str, Path]:
+        name = entry_name(caption, self.key(caption))
+        return name, self.root / f"{name}.json"
+
+    def _read(self, meta_path: Path) -> SceneEntry:
+        try:
+            data = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(
+                f"Scene cache entry {meta_path} is corrupt ({exc}). Remove it with `tr2m-edge scenes rm` and add the caption again."
+            ) from None
+        return SceneEntry.from_dict(data, meta_path)
+
+    def _load(self, entry: SceneEntry) -> np.ndarray:
+        path = self.root / entry.file
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            raise BundleError(
+                f"Scene cache file {path} is missing; remove the entry with `tr2m-edge scenes rm {self.bundle.root} {entry.name}`."
+            ) from None
+        if hashlib.sha256(raw).hexdigest() != entry.sha256:
+            raise BundleError(
+                f"Scene cache file {path} does not match its sha256 (modified or corrupted). Remove it with "
+                f"`tr2m-edge scenes rm {self.bundle.root} {entry.name}` and add the caption again."
+            )
+        bias = np.load(io.BytesIO(raw), allow_pickle=False)
+        if bias.dtype != np.float32 or tuple(bias.shape) != entry.shape:
+            raise BundleError(f"Scene cache file {path} holds {bias.dtype} {bias.shape}; expected float32 {entry.shape}.")
+        return bias
+
+    def get(self, caption: str) -> np.ndarray | None:
+        """The cached (1, C) float32 bias of ``caption``, or None when not cached.
+
+        Raises BundleError naming the file when a cached entry is corrupt.
+        """
+        _, meta = self._paths(caption)
+        for attempt in range(2):
+            if not meta.is_file():
+                return None
+            entry = self._read(meta)
+            if entry.key != self.key(caption):
+                return None
+            if attempt == 0 and not (self.root / entry.file).is_file():
+                continue  # replaced by a concurrent writer between the two reads: read the new record
+            return self._load(entry)
+        return None
+
+    # ----------------------------------------------------------- writes
+    def compute(self, captions: list[str]) -> np.ndarray:
+        """(B, C) biases from the bundle's graphs (ONNX Runtime, CPU)."""
+        if self._computer is None:
+            self._computer = SceneBiasComputer(self.bundle)
+        return self._computer(captions)
+
+    def add(self, caption: str, bias: np.ndarray | None = None) -> SceneEntry:
+        """Compute (unless given) and store the bias of ``caption``; replaces an existing entry."""
+        normalised = normalise_caption(caption)
+        if bias is None:
+            bias = self.compute([caption])
+        bias = np.ascontiguousarray(np.asarray(bias, dtype=np.float32).reshape(1, -1))
+        name, meta = self._paths(caption)
+        try:
+            self.root.mkdir(exist_ok=True)
+            self._sweep()
+            buf = io.BytesIO()
+            np.save(buf, bias, allow_pickle=False)
+            data = buf.getvalue()
+            digest = hashlib.sha256(data).hexdigest()
+            npy = self.root / f"{name}.{digest[:12]}.npy"
+            try:
+                old = self._read(meta).file if meta.is_file() else None
+            except BundleError:  # a corrupt record is simply replaced
+                old = None
+            _write_atomic(npy, data)  # a new file: the committed entry still points at the old one
+            entry = SceneEntry(
+                name=name, caption=caption, normalised=normalised, key=self.key(caption),
+                text_encoder_hash=self.text_encoder_hash, head_hash=self.head_hash, file=npy.name,
+                sha256=digest, shape=tuple(bias.shape), created=time.time(),
+            )
+            write_json_atomic(meta, entry.to_dict())  # the commit
+            if old and old != npy.name:
+                (self.root / old).unlink(missing_ok=True)
+        except BundleError:
+            raise
+        except OSError as exc:
+            raise BundleError(f"Cannot write the scene cache in {self.root}: {exc.strerror or exc}. Check the folder's permissions.") from None
+        log.info("cached scene '%s' as %s", normalised, name)
+        return entry
+
+    def get_or_add(self, caption: str) -> np.ndarray:
+        """The (1, C) float32 bias of ``caption``, computed and cached on first use.
+
+        A corrupt cached entry is logged (by file name) and recomputed.
+        """
+        try:
+            bias = self.get(caption)
+        except BundleError as exc:
+            log.warning("%s Recomputing it.", exc)
+            bias = None
+        if bias is None:
+            bias = self.compute([caption])
+            self.add(caption, bias)
+            bias = np.ascontiguousarray(bias.reshape(1, -1), dtype=np.float32)
+        return bias
+
+    def list(self) -> list[SceneEntry]:
+        """All committed entries (orphan .npy and temp files are ignored), sorted by caption."""
+        if not self.root.is_dir():
+            return []
+        entries = []
+        for meta in sorted(self.root.glob("*.json")):
+            try:
+                entries.append(self._read(meta))
+            except BundleError as exc:
+                log.warning("%s", exc)
+        return sorted(entries, key=lambda e: (e.normalised, e.name))
+
+    def names(self) -> dict[str, str]:
+        """Entry name -> caption of the current entries (lets a user type a listed name)."""
+        return {e.name: e.caption for e in self.list() if self.is_current(e)}
+
+    def is_current(self, entry: SceneEntry) -> bool:
+        """True when the entry was computed with this bundle's text encoder and head."""
+        return entry.text_encoder_hash == self.text_encoder_hash and entry.head_hash == self.head_hash
+
+    def remove(self, name_or_caption: str) -> SceneEntry:
+        """Delete an entry given its name (as listed) or its caption; InputError if unknown."""
+        meta = self.root / f"{name_or_caption}.json"
+        if "/" in name_or_caption or not meta.is_file():
+            meta = None
+            try:
+                wanted = normalise_caption(name_or_caption)
+            except InputError:
+                wanted = ""
+            for entry in self.list():
+                if entry.normalised == wanted and self.is_current(entry):
+                    meta = self.root / f"{entry.name}.json"
+                    break
+        if meta is None or not meta.is_file():
+            have = ", ".join(e.name for e in self.list()) or "none"
+            raise InputError(f"No cached scene '{name_or_caption}' in {self.bundle.root}. Cached: {have}.")
+        entry = self._read(meta)
+        meta.unlink()  # the commit record goes first: a crash leaves only an ignored orphan
+        (self.root / entry.file).unlink(missing_ok=True)
+        return entry
+
+    def _sweep(self) -> None:
+        """Delete temp files and unreferenced .npy files older than a few minutes (left by crashes).
+
+        Young ones are kept: they may belong to a writer that has not committed yet.
+        """
+        now = time.time()
+        referenced = set()
+        for meta in self.root.glob("*.json"):
+            try:
+                referenced.add(self._read(meta).file)
+            except BundleError:
+                continue
+        for path in [*self.root.glob("*.tmp"), *self.root.glob("*.npy")]:
+            try:
+                if path.name not in referenced and now - path.stat().st_mtime > _STALE_TMP_S:
+                    path.unlink()
+            except OSError:
+                pass
