@@ -27,7 +27,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _register() -> None:
     # Each module registers its commands on `app` when imported.
-    from tr2m_edge.cli import core, export, runtime, train  # noqa: F401
+    from tr2m_edge.cli import core, demo, export, runtime, train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

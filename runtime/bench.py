@@ -1,0 +1,195 @@
+"""``tr2m-edge bench``: latency, throughput, memory and accuracy drift of a bundle.
+
+Drives the same executor as ``run`` over pre-rendered synthetic frames (rendering stays
+out of the timings): for each mode, a warm-up pass and then a measured pass, giving
+per-stage latency percentiles, end-to-end latency (capture -> result; in throughput mode
+it includes time spent queued) and throughput. Modes, each with its own sessions:
+
+    ``serial``        one frame at a time, every session with all threads (spinning on);
+    ``serial-split``  one frame at a time, with the pipelined thread plan (half the
+                      threads per session, no spinning), to separate the effect of
+                      pipelining from that of the thread settings;
+    ``throughput``    pipelined, nothing dropped.
+
+The speedup compares ``throughput`` with the faster serial run. Drift is measured
+against the fp32 ONNX Runtime CPU reference on the same frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tr2m_edge.bundle import Bundle, open_bundle
+from tr2m_edge.errors import ConfigError
+from tr2m_edge.runtime.parity import drift
+from tr2m_edge.runtime.pipeline import DepthPipeline, cpu_threads
+from tr2m_edge.runtime.results import percentiles
+from tr2m_edge.runtime.sources import ArraySource
+
+log = logging.getLogger(__name__)
+STAGES = ("preprocess", "depth", "image_encoder", "head", "postprocess")
+DEFAULT_CAPTION = "a room with a wooden floor"
+BENCH_MODES = {"serial": ("serial", False), "serial-split": ("serial", True), "throughput": ("throughput", True)}
+
+
+@dataclass
+class ModeResult:
+    """One mode's measured pass."""
+
+    mode: str
+    frames: int
+    seconds: float
+    fps: float
+    latency_ms: dict[str, float]  # end-to-end, capture -> result: mean, p50, p90, p99
+    stage_ms: dict[str, dict[str, float]]  # per stage: mean, p50, p90, p99
+    dropped: int = 0
+    plan: str = ""  # the executor plan that ran: serial, threads (CPU runners) or device (GPU runners)
+
+
+@dataclass
+class BenchReport:
+    """Everything ``bench`` measured."""
+
+    bundle: str
+    backend: str
+    reason: str
+    precision: str
+    threads: int
+    frame_size: tuple[int, int]
+    input_size: tuple[int, int]
+    caption: str
+    results: list[ModeResult] = field(default_factory=list)
+    memory_mb: dict[str, float] = field(default_factory=dict)
+    drift: dict[str, float] | None = None
+    drift_reference: str = "ort-cpu fp32 (serial)"
+
+    def result(self, mode: str) -> ModeResult | None:
+        return next((r for r in self.results if r.mode == mode), None)
+
+    @property
+    def speedup(self) -> float | None:
+        """Pipelined (throughput mode) FPS over the faster serial run's FPS."""
+        piped = self.result("throughput")
+        serial = [r.fps for r in self.results if r.mode.startswith("serial") and r.fps > 0]
+        return piped.fps / max(serial) if piped and serial else None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["speedup"] = self.speedup
+        return d
+
+
+def _rss_mb() -> dict[str, float]:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20
+    current = float("nan")
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    out = {"rss_peak": round(peak, 1), "rss_now": round(current, 1)}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        out["cuda_peak_allocated"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def render_frames(count: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
+    """``count`` synthetic RGB frames of ``size`` (H, W)."""
+    from tr2m_edge.synthetic import iter_scenes
+
+    return [s.rgb for s in iter_scenes(count, size=size, seed=seed)]
+
+
+def measure(pipe: DepthPipeline, warm: list[np.ndarray], frames: list[np.ndarray],
+            mode: str) -> tuple[ModeResult, list[np.ndarray]]:
+    """Run ``warm`` frames, then time ``frames`` through ``pipe`` in ``mode``; returns the result and depth maps."""
+    if warm:
+        for _ in pipe.stream(ArraySource(warm), mode=mode):
+            pass
+    depths: list[np.ndarray] = []
+    stage: dict[str, list[float]] = {k: [] for k in STAGES}
+    latency: list[float] = []
+    start = time.perf_counter()
+    for r in pipe.stream(ArraySource(frames), mode=mode):
+        depths.append(r.depth)
+        latency.append(r.latency_ms)
+        for k, v in r.stage_ms.items():
+            stage.setdefault(k, []).append(v)
+    seconds = time.perf_counter() - start
+    counters = pipe.executor.counters.as_dict() if pipe.executor else {}
+    result = ModeResult(
+        mode=mode, frames=len(depths), seconds=round(seconds, 4), fps=round(len(depths) / seconds, 3),
+        latency_ms=percentiles(latency), stage_ms={k: percentiles(v) for k, v in stage.items() if v},
+        dropped=counters.get("dropped", 0), plan=pipe.executor.plan if pipe.executor else "",
+    )
+    return result, depths
+
+
+def run_bench(
+    bundle: str | Path | Bundle, *, backend: str = "auto", precision: str = "auto", frames: int = 30,
+    warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
+    caption: str = DEFAULT_CAPTION, checkpoint: str | Path | None = None, reference: bool = True,
+    seed: int = 0, progress: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Benchmark ``bundle`` on ``backend`` in each of ``modes`` (``serial``, ``serial-split``, ``throughput``).
+
+    Raises:
+        ConfigError: frames < 1 or an unknown mode.
+        BundleError / BackendError: as :meth:`DepthPipeline.from_bundle`.
+    """
+    if frames < 1 or warmup < 0:
+        raise ConfigError(f"bench needs frames >= 1 and warmup >= 0; got {frames} and {warmup}.")
+    unknown = [m for m in modes if m not in BENCH_MODES]
+    if unknown or not modes:
+        raise ConfigError(f"Unknown bench mode(s) {unknown or modes}. Available: {', '.join(BENCH_MODES)}.")
+    say = progress or (lambda msg: None)
+    bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
+    cfg = bundle.config
+    frame_size = tuple(bundle.manifest.frame_size or cfg.preprocess.input_size)
+    threads = threads or cpu_threads()
+    say(f"rendering {frames + warmup} synthetic frames at {frame_size[1]}x{frame_size[0]}")
+    images = render_frames(frames + warmup, frame_size, seed)
+    warm, measured = images[:warmup], images[warmup:]
+    report: BenchReport | None = None
+    outputs: list[np.ndarray] = []
+    for label in modes:
+        mode, split = BENCH_MODES[label]
+        pipe = DepthPipeline.from_bundle(bundle, backend, precision=precision, threads=threads,
+                                         split_threads=split, checkpoint=checkpoint, verify=False)
+        with pipe:
+            pipe.set_scene(caption)
+            if report is None:
+                report = BenchReport(
+                    bundle=str(bundle.root), backend=pipe.backend.name, reason=pipe.backend.reason,
+                    precision=precision, threads=threads, frame_size=frame_size,
+                    input_size=tuple(cfg.preprocess.input_size), caption=caption,
+                )
+            say(f"{label}: {warmup} warm-up + {frames} frames on {pipe.backend.name}")
+            result, depths = measure(pipe, warm, measured, mode)
+            result.mode = label
+            report.results.append(result)
+            if mode == "throughput" or not outputs:
+                outputs = depths  # drift of the pipelined outputs when there are some
+    if report is None:
+        raise ConfigError("bench needs at least one mode.")
+    if reference and outputs:
+        say("fp32 reference on ort-cpu")
+        with DepthPipeline.from_bundle(bundle, "ort-cpu", precision="fp32", threads=threads,
+                                       split_threads=False, verify=False) as ref:
+            ref.set_scene(caption)
+            ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
+        report.drift = drift(ref_depths, outputs).as_dict()
+    report.memory_mb = _rss_mb()
+    return report
+

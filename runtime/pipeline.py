@@ -1,0 +1,309 @@
+"""The Python API: ``DepthPipeline.from_bundle(path).set_scene(text).infer(frame)``.
+
+One object owns the runners of a bundle (or of a PyTorch model), the current scene bias
+and the executor. The CLI's ``run`` and ``bench`` are thin layers over it::
+
+    with DepthPipeline.from_bundle("bundle", backend="auto") as pipe:
+        pipe.set_scene("warehouse aisle")
+        depth = pipe.infer(rgb)                      # MetricDepth, metres
+        for result in pipe.stream(VideoSource("in.mp4")):
+            ...
+
+Running a bundle imports no PyTorch unless the torch backend is chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+import numpy as np
+
+from tr2m_edge.bundle import Bundle, open_bundle
+from tr2m_edge.errors import BundleError, ConfigError, InputError
+from tr2m_edge.runtime.backends import ORT_PROVIDERS, BackendChoice, choose_backend
+from tr2m_edge.runtime.contract import FRAME_COMPONENTS
+from tr2m_edge.runtime.executor import Executor, Mode
+from tr2m_edge.runtime.frames import Frame, FrameConformer
+from tr2m_edge.runtime.results import MetricDepth
+from tr2m_edge.runtime.runners.base import Runner
+from tr2m_edge.runtime.sources import ArraySource, FrameSource
+from tr2m_edge.runtime.stages import FrameStages, SceneFn, SceneState
+
+if TYPE_CHECKING:
+    from tr2m_edge.checkpoint import Checkpoint
+    from tr2m_edge.config import ModelConfig
+    from tr2m_edge.model.tr2m import TR2M
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
+
+
+def cpu_threads() -> int:
+    """Cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class DepthPipeline:
+    """Frames in, metric depth out, on the chosen backend.
+
+    Build it with :meth:`from_bundle` (ONNX Runtime / TensorRT, or PyTorch with a
+    checkpoint), :meth:`from_checkpoint` or :meth:`from_model` (PyTorch reference).
+    """
+
+    def __init__(self, stages: FrameStages, scene_fn: SceneFn, backend: BackendChoice,
+                 bundle: Bundle | None = None, scene_names: dict[str, str] | None = None) -> None:
+        self.stages = stages
+        self.backend = backend
+        self.bundle = bundle
+        self.config: ModelConfig = stages.config
+        self.frame_size = stages.frame_size
+        self.scene = SceneState()
+        self.scene_names = dict(scene_names or {})
+        self._scene_fn = scene_fn
+        self.executor: Executor | None = None
+        self.conformer = FrameConformer(self.frame_size)
+        stages.activate()
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_bundle(
+        cls, path: str | Path | Bundle, backend: str = "auto", *, precision: str = "auto",
+        threads: int | None = None, split_threads: bool = True, checkpoint: "str | Path | Checkpoint | None" = None,
+        device_id: int = 0, verify: bool = True, fp16: bool = False, cuda_graphs: bool = False,
+    ) -> "DepthPipeline":
+        """Open a bundle and build its runners on ``backend``.
+
+        Args:
+            path: the bundle folder (or an opened Bundle).
+            backend: ``auto | trt | ort-trt | ort-cuda | ort-cpu | torch``.
+            precision: graph precision (``auto``: fp16 on GPUs when present, fp32 on the CPU).
+            threads: CPU threads for ONNX Runtime (default: all cores of this process).
+            split_threads: give each concurrent session half the threads (pipelined modes)
+                instead of all of them (serial mode).
+            checkpoint: head weights for the torch backend (bundles hold no PyTorch weights).
+            fp16 / cuda_graphs: torch backend on CUDA only.
+
+        Raises:
+            BundleError: missing/tampered files, or engines built for another GPU/TensorRT.
+            BackendError: the requested backend cannot run here.
+        """
+        if precision not in PRECISIONS:
+            raise ConfigError(f"Unknown precision '{precision}'. Available: {', '.join(PRECISIONS)}.")
+        bundle = path if isinstance(path, Bundle) else open_bundle(path, verify=verify)
+        choice = choose_backend(backend, bundle.manifest, has_checkpoint=checkpoint is not None)
+        log.info("backend %s: %s", choice.name, choice.reason)
+        if choice.name == "torch":
+            if checkpoint is None:
+                raise ConfigError("The torch backend needs a checkpoint (--checkpoint best.pt).")
+            pipe = cls.from_checkpoint(checkpoint, frame_size=bundle.manifest.frame_size,
+                                       device="cuda" if choice.on_gpu else "cpu", fp16=fp16,
+                                       cuda_graphs=cuda_graphs, expect=bundle.config)
+            pipe.backend = choice
+            pipe.bundle = bundle
+            return pipe
+        runners = _bundle_runners(bundle, choice, precision, threads or cpu_threads(), split_threads, device_id)
+        stages = FrameStages(runners, bundle.config, bundle.manifest.frame_size, where=str(bundle.root))
+        scene_fn, names = _bundle_scenes(bundle)
+        return cls(stages, scene_fn, choice, bundle=bundle, scene_names=names)
+
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: "str | Path | Checkpoint", *, frame_size: tuple[int, int] | None = None,
+        device: str = "cpu", fp16: bool = False, cuda_graphs: bool = False, expect: "ModelConfig | None" = None,
+    ) -> "DepthPipeline":
+        """PyTorch pipeline from a checkpoint: encoders load from the config's sources.
+
+        Encoders without a source are random and rebuilt from their specs' seeds, so they
+        equal the encoders baked into a bundle exported from the same checkpoint.
+        """
+        from tr2m_edge.checkpoint import Checkpoint, load_checkpoint
+        from tr2m_edge.model.tr2m import build_model
+
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        if expect is not None and ckpt.config.to_dict() != expect.to_dict():
+            raise ConfigError(
+                f"The checkpoint's model config ('{ckpt.config.name}') differs from the bundle's ('{expect.name}'); "
+                "use the checkpoint the bundle was exported from."
+            )
+        model = build_model(ckpt.config, ckpt.head).eval()
+        return cls.from_model(model, frame_size=frame_size, device=device, fp16=fp16, cuda_graphs=cuda_graphs)
+
+    @classmethod
+    def from_model(
+        cls, model: "TR2M", *, frame_size: tuple[int, int] | None = None, device: str = "cpu",
+        fp16: bool = False, cuda_graphs: bool = False, streams: bool = True,
+    ) -> "DepthPipeline":
+        """PyTorch reference over an existing model (its weights are used as they are).
+
+        On CUDA every stage gets its own stream (``streams``), so the depth and image
+        encoder stages overlap when pipelined; fp16 and CUDA graphs are CUDA-only options.
+        """
+        import torch
+
+        from tr2m_edge.runtime.runners.torch_runner import TorchRunner, torch_components
+
+        on_gpu = device.startswith("cuda")
+        runners: dict[str, Runner] = {}
+        for name, (module, ins, outs) in torch_components(model, frame_size).items():
+            runners[name] = TorchRunner(
+                module, ins, outs, device=device, fp16=fp16 and name != "preprocess",
+                cuda_graph=cuda_graphs and frame_size is not None, own_stream=on_gpu and streams,
+                host_outputs=(name == "head") or not on_gpu, name=f"torch-{name}",
+            )
+        stages = FrameStages(runners, model.cfg, frame_size, where="PyTorch model")
+        model.to(device)
+
+        def scene_fn(caption: str) -> np.ndarray:
+            with torch.no_grad():
+                emb = model.encode_text([caption])
+                return model.scene_bias(emb.to(device)).float().cpu().numpy()
+
+        choice = BackendChoice("torch", "PyTorch reference", "cuda" if on_gpu else "cpu")
+        return cls(stages, scene_fn, choice)
+
+    # ------------------------------------------------------------------ scenes
+    def set_scene(self, text: str) -> np.ndarray:
+        """Switch the scene caption (or a cached scene name): one text-encoder call, applied from the next frame.
+
+        Returns the (1, C) scene bias.
+        """
+        text = text.strip()
+        if not text:
+            raise InputError("The scene caption is empty; pass a description such as 'warehouse aisle'.")
+        caption = self.scene_names.get(text, text)
+        bias = np.asarray(self._scene_fn(caption), dtype=np.float32).reshape(1, -1)
+        want = self.config.head.in_channels
+        if bias.shape[1] != want:
+            raise BundleError(f"The scene bias for '{caption}' has {bias.shape[1]} values, expected {want}.")
+        self.scene.set(caption, bias)
+        return bias
+
+    @property
+    def caption(self) -> str:
+        return self.scene.caption
+
+    # ------------------------------------------------------------------ inference
+    def infer(self, frame: np.ndarray, *, maps: bool = False) -> MetricDepth:
+        """Metric depth of one RGB frame (H, W, 3 uint8), serially; ``maps`` adds A, B and D_r."""
+        rgb = self.conformer(frame)
+        if rgb is None:
+            raise InputError(f"Cannot use a frame of shape {getattr(frame, 'shape', None)}: expected HxWx3 RGB.")
+        results = list(Executor(self.stages, self.scene, mode=Mode.SERIAL, keep_maps=maps,
+                                conformer=self.conformer).run(ArraySource([Frame(rgb=rgb, index=0)])))
+        return results[0]
+
+    def executor_for(self, mode: str | Mode = Mode.THROUGHPUT, *, queue_size: int = 2, maps: bool = False,
+                     plan: str = "auto") -> Executor:
+        """A fresh executor over this pipeline's stages (kept as ``self.executor`` for stop/counters).
+
+        ``plan``: ``auto`` (GPU runners: ``device``; CPU runners: ``threads``), ``threads`` or
+        ``device``; see :mod:`tr2m_edge.runtime.executor`. The executor's ``plan`` says which ran.
+        """
+        self.executor = Executor(self.stages, self.scene, mode=mode, queue_size=queue_size, keep_maps=maps,
+                                 conformer=FrameConformer(self.frame_size), plan=plan)
+        return self.executor
+
+    def stream(self, source: FrameSource | Iterable[np.ndarray], *, mode: str | Mode = Mode.THROUGHPUT,
+               queue_size: int = 2, maps: bool = False, plan: str = "auto") -> Iterator[MetricDepth]:
+        """Yield metric depth for every frame of ``source`` (a FrameSource or any iterable of RGB arrays)."""
+        src = source if isinstance(source, FrameSource) else ArraySource(source)
+        yield from self.executor_for(mode, queue_size=queue_size, maps=maps, plan=plan).run(src)
+
+    def stop(self) -> None:
+        """Ask a running :meth:`stream` to stop capturing and drain."""
+        if self.executor is not None:
+            self.executor.stop()
+
+    def close(self) -> None:
+        self.stages.deactivate()
+
+    def __enter__(self) -> "DepthPipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- bundle wiring
+def _pick(bundle: Bundle, component: str, precision: str, fmt: str, gpu: bool) -> Any:
+    order = [precision] if precision != "auto" else (["fp16", "fp32"] if gpu else ["fp32"])
+    for p in order + ["fp32"]:
+        entry = bundle.manifest.find(component, p, fmt)
+        if entry is not None:
+            return entry
+    return None
+
+
+def _bundle_runners(bundle: Bundle, choice: BackendChoice, precision: str, threads: int,
+                    split: bool, device_id: int) -> dict[str, Runner]:
+    from tr2m_edge.runtime.runners.onnxrt import OrtRunner
+
+    comps = [c for c in FRAME_COMPONENTS if not (c == "image_encoder" and bundle.config.shared_backbone)]
+    heavy = max(1, threads // 2) if split else threads
+    providers = ORT_PROVIDERS.get(choice.name, ["cuda"] if choice.on_gpu else ["cpu"])
+    options = _ort_trt_options(bundle, precision) if choice.name == "ort-trt" else {}
+    keep_on_device = {"preprocess": ["image"], "depth": ["relative_depth", "image_tokens"],
+                      "image_encoder": ["image_tokens"]}
+    runners: dict[str, Runner] = {}
+    used: set[str] = set()
+    for comp in comps:
+        if choice.name == "trt":
+            engine = _pick(bundle, comp, precision, "engine", True)
+            if engine is not None:
+                from tr2m_edge.runtime.runners.trt import TrtRunner
+
+                runners[comp] = TrtRunner(bundle.path(engine), device_id=device_id, name=comp)
+                used.add(engine.precision)
+                continue
+            log.info("no TensorRT engine for %s: running its ONNX graph with ONNX Runtime", comp)
+        # ONNX Runtime: the chosen ORT backend, or the fallback for a component without an engine.
+        comp_providers = providers if choice.name != "trt" else (["cuda"] if _has_ort_cuda() else ["cpu"])
+        gpu_ort = "cpu" not in comp_providers
+        entry = _pick(bundle, comp, precision, "onnx", gpu_ort)
+        if entry is None:
+            bundle.require(comp, "fp32")  # raises the BundleError that lists what the bundle has
+        used.add(entry.precision)
+        runners[comp] = OrtRunner(
+            bundle.path(entry), providers=comp_providers,
+            intra_op_threads=1 if comp == "preprocess" and split else heavy, spinning=not split,
+            device_outputs=keep_on_device.get(comp, []) if gpu_ort and choice.name != "trt" else (),
+            device_id=device_id, name=comp,
+            provider_options=options,
+        )
+    if precision not in ("auto", "fp32") and precision not in used:
+        bundle.require("depth", precision)  # nothing at this precision: name what exists
+    return runners
+
+
+def _ort_trt_options(bundle: Bundle, precision: str) -> dict[str, dict[str, Any]]:
+    """TensorRT EP options: fp16 kernels unless fp32 is asked for, engines cached per bundle."""
+    from tr2m_edge.runtime.runners.onnxrt import TENSORRT
+
+    key = (bundle.manifest.hashes.get("head") or bundle.root.resolve().name)[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tr2m-edge" / "ort-trt" / key
+    cache.mkdir(parents=True, exist_ok=True)
+    return {TENSORRT: {"trt_fp16_enable": "False" if precision == "fp32" else "True",
+                       "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}}
+
+
+def _has_ort_cuda() -> bool:
+    from tr2m_edge.runtime.runners.onnxrt import CUDA, available_providers
+
+    return CUDA in available_providers()
+
+
+def _bundle_scenes(bundle: Bundle) -> tuple[SceneFn, dict[str, str]]:
+    """The bundle's caption -> bias function (cached on disk) and its cached scenes by name."""
+    try:
+        from tr2m_edge.scenes import SceneCache
+    except ImportError as exc:
+        raise BundleError(f"The scene cache module is unavailable ({exc}); reinstall tr2m-edge.") from None
+    cache = SceneCache(bundle)
+    names = {e.name: e.caption for e in cache.list() if cache.is_current(e)}
+    return cache.get_or_add, names

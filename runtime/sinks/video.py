@@ -1,0 +1,69 @@
+"""``--out FILE.mp4``: the RGB frame and its colourised depth side by side.
+
+Frames go to a hidden temp file next to the target; :meth:`VideoSink.close` finalises the
+container (``VideoWriter.release``) and renames it, so the target path only ever holds a
+complete, playable video.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tr2m_edge.errors import InputError
+from tr2m_edge.runtime.results import MetricDepth
+from tr2m_edge.runtime.sinks.base import Sink
+from tr2m_edge.runtime.sinks.render import DepthColouriser, render_panel
+
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+
+
+class VideoSink(Sink):
+    """Writes [RGB | depth | colour bar] frames to ``path`` at ``fps``."""
+
+    name = "out"
+
+    def __init__(self, path: str | Path, fps: float = 30.0) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in FOURCC:
+            raise InputError(f"Unsupported video extension '{suffix or self.path.name}'. Use one of {', '.join(FOURCC)}.")
+        if not self.path.parent.is_dir():
+            raise InputError(f"The folder of --out does not exist: {self.path.parent}.")
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{suffix}")
+        self.colouriser = DepthColouriser()
+        self.writer = None
+        self.size: tuple[int, int] | None = None
+        self.written = 0
+
+    def _open(self, width: int, height: int) -> None:
+        import cv2
+
+        fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
+        writer = cv2.VideoWriter(os.fspath(self.tmp), fourcc, self.fps, (width, height))
+        if not writer.isOpened():
+            raise InputError(f"OpenCV cannot write {self.path} (codec {FOURCC[self.path.suffix.lower()]}); try a .avi path.")
+        self.writer, self.size = writer, (width, height)
+
+    def write(self, result: MetricDepth) -> None:
+        import cv2
+
+        if result.rgb is None:
+            raise InputError("--out needs the RGB frame of each result.")
+        image = render_panel(result.rgb, result.depth, self.colouriser, caption=result.caption)
+        if image.shape[0] % 2 or image.shape[1] % 2:  # MPEG-4 encoders need even sizes
+            image = cv2.copyMakeBorder(image, 0, image.shape[0] % 2, 0, image.shape[1] % 2, cv2.BORDER_CONSTANT)
+        h, w = image.shape[:2]
+        if self.writer is None:
+            self._open(w, h)
+        elif (w, h) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(image)
+        self.written += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+            os.replace(self.tmp, self.path)

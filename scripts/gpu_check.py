@@ -1,0 +1,410 @@
+#!/usr/bin/env python
+"""One-command GPU check of the runtime's PyTorch and cuda-python paths.
+
+For each preset (``tiny``; ``edge`` with Depth-Anything-S-sized random weights; ``paper``
+with DINOv2-L-sized random weights at 434x560) it builds the model with random encoders
+(no downloads) and runs the runtime's TorchRunner path in fp16 on CUDA (fp32 on the CPU),
+reporting per-frame latency (mean/p50/p90 after warm-up), per-stage times, throughput,
+the executor plan and peak memory for these variants:
+
+    serial                   one stage after the other in the caller's thread (eager)
+    serial + CUDA graphs     the same, every stage replaying a captured graph
+    pipelined                the device plan: capture thread + one inference thread that
+                             issues frame N (two streams, double-buffered inputs) before
+                             collecting frame N-1; nothing dropped (eager)
+    pipelined + CUDA graphs  the same with graphs
+    latency + CUDA graphs    the device plan fed by a 30 FPS camera stand-in, newest
+                             frame wins (stale frames dropped and counted)
+
+(``--threads-plan`` adds the one-thread-per-stage plan for comparison.) It then times
+the cuda-python path the TensorRT runner uses: pinned host buffers and two streams, H2D
+of a camera frame and D2H of a depth map. A variant that fails is reported and the run
+goes on; variants past ``--budget-s`` are skipped; the report is rewritten after every
+preset, so a run cut short still leaves its results.
+
+Usage (GPU, about 1-2 minutes):   python scripts/gpu_check.py --out gpu_check.json
+Smoke test on a CPU:              python scripts/gpu_check.py --device cpu --frames 5 --out /tmp/g.json
+
+Writes ``OUT`` (JSON) and ``OUT`` with the suffix ``.md`` (a markdown table). Works from a
+source checkout without installing the package (the sub-packages are mapped like
+setuptools' package-dir does); the dependencies must be installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bootstrap() -> None:
+    """Make ``tr2m_edge.runtime`` importable from a source checkout (package-dir mapping)."""
+    try:
+        import tr2m_edge.runtime  # noqa: F401
+        return
+    except ImportError:
+        pass
+    sys.path.insert(0, str(ROOT))
+    import tr2m_edge
+
+    if str(ROOT) not in tr2m_edge.__path__:
+        tr2m_edge.__path__.append(str(ROOT))  # tr2m_edge.runtime -> ROOT/runtime, as installed
+
+
+_bootstrap()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from tr2m_edge.config import ModelConfig, get_preset  # noqa: E402
+from tr2m_edge.model.encoders import build_depth_encoder, build_image_encoder  # noqa: E402
+from tr2m_edge.model.summary import KNOWN_SIZES  # noqa: E402
+from tr2m_edge.model.tr2m import TR2M, build_head  # noqa: E402
+from tr2m_edge.runtime import DepthPipeline  # noqa: E402
+from tr2m_edge.runtime.results import percentiles  # noqa: E402
+from tr2m_edge.runtime.sources import ArraySource, FrameSource  # noqa: E402
+
+FRAME = (480, 640)  # camera frame (H, W)
+
+
+def random_config(name: str) -> ModelConfig:
+    """The preset with every hub encoder replaced by a random one of the published size."""
+    cfg = get_preset(name)
+
+    def swap(spec: Any) -> Any:
+        if spec is None or spec.is_random:
+            return spec
+        h, n, heads = KNOWN_SIZES[spec.source]
+        return dataclasses.replace(spec, source=None, pretrained=None, hidden_size=h, num_layers=n, num_heads=heads)
+
+    return cfg.replace(depth=swap(cfg.depth), image=swap(cfg.image))
+
+
+def build(cfg: ModelConfig, device: str) -> TR2M:
+    """Per-frame parts only (the text encoder runs once per scene and is not timed)."""
+    def parts(where: str) -> TR2M:
+        torch.manual_seed(0)
+        with torch.device(where):  # random init straight on the GPU: seconds instead of minutes for ViT-L
+            depth = build_depth_encoder(cfg.depth, return_tokens=cfg.shared_backbone)
+            image = None if cfg.shared_backbone else build_image_encoder(cfg.image)
+            head = build_head(cfg)
+        return TR2M(cfg, depth, image, None, head).eval()  # type: ignore[arg-type]
+
+    try:
+        return parts(device)
+    except Exception as exc:  # noqa: BLE001 - some model inits refuse a device context
+        print(f"  building on {device} failed ({exc}); building on the CPU and moving", flush=True)
+        return parts("cpu").to(device)
+
+
+def frames(count: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:FRAME[0], 0:FRAME[1]]
+    base = np.stack([yy * 255 / FRAME[0], xx * 255 / FRAME[1], (yy + xx) * 127 / sum(FRAME)], -1)
+    return [np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
+class PacedSource(FrameSource):
+    """A camera stand-in: hands out frames at ``fps`` (live, so latency mode may drop)."""
+
+    live = True
+
+    def __init__(self, images: list[np.ndarray], fps: float) -> None:
+        super().__init__(f"paced {fps:g} FPS")
+        self.images, self.period, self.next = images, 1.0 / fps, 0.0
+
+    def read_image(self) -> np.ndarray | None:
+        if self.count >= len(self.images):
+            return None
+        now = time.perf_counter()
+        if self.next > now:
+            time.sleep(self.next - now)
+        self.next = max(now, self.next) + self.period
+        return self.images[self.count]
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One measured configuration of a preset."""
+
+    mode: str  # serial | throughput | latency
+    graphs: bool
+    plan: str = "auto"  # executor plan for the pipelined modes (device on CUDA)
+
+    @property
+    def label(self) -> str:
+        name = "serial" if self.mode == "serial" else ("pipelined" if self.mode == "throughput" else "latency (30 FPS camera)")
+        if self.plan == "threads":
+            name += ", thread per stage"
+        return name + (" + CUDA graphs" if self.graphs else "")
+
+
+def variants(device: str, cuda_graphs: bool, threads_plan: bool) -> list[Variant]:
+    graphs = cuda_graphs and device == "cuda"
+    # On the CPU the device plan is forced, so the smoke test runs the same code path as the GPU.
+    plan = "auto" if device == "cuda" else "device"
+    out = [Variant("serial", False)]
+    if graphs:
+        out.append(Variant("serial", True))
+    out.append(Variant("throughput", False, plan))
+    if graphs:
+        out.append(Variant("throughput", True, plan))
+    out.append(Variant("latency", graphs, plan))
+    if threads_plan:
+        out.append(Variant("throughput", False, "threads"))
+    return out
+
+
+def run_mode(pipe: DepthPipeline, images: list[np.ndarray], warmup: int, variant: Variant,
+             camera_fps: float | None = None) -> dict[str, Any]:
+    for _ in pipe.stream(ArraySource(images[:3]), mode="serial"):  # lazy inits / graph captures, one at a time
+        pass
+    warm_mode = "serial" if variant.mode == "latency" else variant.mode
+    for _ in pipe.stream(ArraySource(images[:warmup]), mode=warm_mode, plan=variant.plan):
+        pass
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    lat: list[float] = []
+    stages: dict[str, list[float]] = {}
+    measured = images[warmup:]
+    source = PacedSource(measured, camera_fps) if camera_fps else ArraySource(measured)
+    start = time.perf_counter()
+    n = 0
+    for r in pipe.stream(source, mode=variant.mode, plan=variant.plan):
+        n += 1
+        lat.append(r.latency_ms)
+        for k, v in r.stage_ms.items():
+            stages.setdefault(k, []).append(v)
+    wall = time.perf_counter() - start
+    counters = pipe.executor.counters.as_dict() if pipe.executor else {}
+    return {
+        "mode": variant.mode if not camera_fps else f"latency ({camera_fps:g} FPS camera)", "frames": n,
+        "plan": pipe.executor.plan if pipe.executor else "?",
+        "fps": round(n / wall, 2), "dropped": counters.get("dropped", 0),
+        "latency_ms": {k: round(v, 3) for k, v in percentiles(lat, (50, 90)).items()},
+        "stage_ms": {k: round(float(np.mean(v)), 3) for k, v in stages.items()},
+    }
+
+
+def check_preset(name: str, device: str, count: int, warmup: int, todo: list[Variant],
+                 deadline: float) -> list[dict[str, Any]]:
+    if time.perf_counter() > deadline:
+        print(f"  {name}: skipped (past the time budget)", flush=True)
+        return [{"preset": name, "mode": v.mode, "label": v.label, "cuda_graphs": v.graphs,
+                 "error": "skipped: past the --budget-s time budget"} for v in todo]
+    cfg = random_config(name)
+    t0 = time.perf_counter()
+    model = build(cfg, device)
+    build_s = time.perf_counter() - t0
+    fp16 = device == "cuda"
+    images = frames(warmup + count)
+    text = torch.randn(1, cfg.head.text_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # fp32, before any fp16 runner casts the shared modules
+        scene = model.head.scene_bias(text.to(device)).float().cpu().numpy()
+    rows = []
+    for variant in todo:
+        base = {"preset": name, "mode": variant.mode, "label": variant.label, "cuda_graphs": variant.graphs}
+        if time.perf_counter() > deadline:
+            print(f"  {name} {variant.label}: skipped (past the time budget)", flush=True)
+            rows.append({**base, "error": "skipped: past the --budget-s time budget"})
+            continue
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        pipe = None
+        try:
+            pipe = DepthPipeline.from_model(model, frame_size=FRAME, device=device, fp16=fp16, cuda_graphs=variant.graphs)
+            pipe.scene.set("random scene", scene)
+            row = run_mode(pipe, images, warmup, variant, camera_fps=30.0 if variant.mode == "latency" else None)
+            graphs = {n: bool(getattr(r, "cuda_graph", False)) for n, r in pipe.stages.runners.items()}
+        except Exception as exc:  # noqa: BLE001 - one failed variant must not cost the whole GPU run
+            print(f"  {name} {variant.label} FAILED: {type(exc).__name__}: {exc}", flush=True)
+            rows.append({**base, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        finally:
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except Exception as exc:  # noqa: BLE001
+                    print(f"  {name} {variant.label}: close failed: {exc}", flush=True)
+        fallbacks = [n for n, ok in graphs.items() if variant.graphs and not ok]
+        row.update(base)
+        row.update({
+            "input": "x".join(map(str, cfg.preprocess.input_size)), "frame": f"{FRAME[0]}x{FRAME[1]}",
+            "precision": "fp16" if fp16 else "fp32", "pipelined": variant.mode != "serial",
+            "cuda_graphs": variant.graphs and not fallbacks, "graph_fallbacks": fallbacks,
+            "build_s": round(build_s, 2),
+            "peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
+        })
+        rows.append(row)
+        print(f"  {name} {variant.label} [{row['plan']} plan]: {row['fps']} FPS, latency p50 "
+              f"{row['latency_ms']['p50']:.2f} ms, {row['dropped']} dropped, stages {row['stage_ms']}"
+              + (f", graph capture fell back to eager for {fallbacks}" if fallbacks else ""), flush=True)
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return rows
+
+
+def check_cuda_python(iters: int) -> dict[str, Any]:
+    """Pinned H2D of a frame on stream 1, D2H of a depth map on stream 2: sequential vs overlapped."""
+    from tr2m_edge.runtime.runners import cuda
+
+    info = cuda.device_info(0)
+    s1, s2 = cuda.Stream(), cuda.Stream()
+    frame = frames(1)[0]
+    depth = np.random.default_rng(0).uniform(0.5, 10, FRAME).astype(np.float32)
+    pin_f, pin_d, pin_back = cuda.PinnedBuffer(), cuda.PinnedBuffer(), cuda.PinnedBuffer()
+    dev_f, dev_d = cuda.DeviceBuffer(frame.nbytes), cuda.DeviceBuffer(depth.nbytes)
+    host_f = pin_f.view(frame.shape, frame.dtype)
+    np.copyto(host_f, frame)
+    host_d = pin_d.view(depth.shape, depth.dtype)
+    np.copyto(host_d, depth)
+    cuda.copy_to_device(dev_d, host_d, s2)  # a depth map on the device to read back
+    s2.synchronize()
+    back = pin_back.view(depth.shape, depth.dtype)
+    ev = [cuda.Event() for _ in range(4)]
+
+    def once(overlap: bool) -> tuple[float, float, float]:
+        start = time.perf_counter()
+        ev[0].record(s1)
+        cuda.copy_to_device(dev_f, host_f, s1)
+        ev[1].record(s1)
+        if not overlap:
+            s1.synchronize()
+        ev[2].record(s2)
+        cuda.copy_to_host(back, dev_d, s2)
+        ev[3].record(s2)
+        s1.synchronize()
+        s2.synchronize()
+        return ev[1].elapsed_ms(ev[0]), ev[3].elapsed_ms(ev[2]), (time.perf_counter() - start) * 1e3
+
+    for _ in range(10):
+        once(True)
+    out: dict[str, Any] = {"device": info.name, "compute_capability": "%d.%d" % info.compute_capability,
+                           "frame_bytes": frame.nbytes, "depth_bytes": depth.nbytes, "iters": iters}
+    for label, overlap in (("sequential", False), ("two_streams", True)):
+        h2d, d2h, wall = zip(*(once(overlap) for _ in range(iters)))
+        out[label] = {
+            "h2d_ms": {k: round(v, 4) for k, v in percentiles(list(h2d), (50, 90)).items()},
+            "d2h_ms": {k: round(v, 4) for k, v in percentiles(list(d2h), (50, 90)).items()},
+            "wall_ms": {k: round(v, 4) for k, v in percentiles(list(wall), (50, 90)).items()},
+        }
+    out["h2d_GBps"] = round(frame.nbytes / (out["two_streams"]["h2d_ms"]["p50"] * 1e-3) / 1e9, 2)
+    out["d2h_GBps"] = round(depth.nbytes / (out["two_streams"]["d2h_ms"]["p50"] * 1e-3) / 1e9, 2)
+    np.testing.assert_array_equal(back, depth)  # the round trip is exact
+    out["round_trip_exact"] = True
+    for b in (pin_f, pin_d, pin_back, dev_f, dev_d):
+        b.free()
+    for s in (s1, s2):
+        s.free()
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"GPU check on {report['device']} (torch {report['torch']}, {report['when']})", "",
+             "| preset | input | precision | variant | plan | FPS | latency mean / p50 / p90 (ms) "
+             "| pre | depth | image | head | launch | peak MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        if "error" in r:
+            status = r["error"] if r["error"].startswith("skipped") else f"failed: {r['error'][:80]}"
+            lines.append(f"| {r['preset']} | | | {r.get('label', r['mode'])} | | {status} | | | | | | | |")
+            continue
+        label = r.get("label", r["mode"])
+        if r.get("graph_fallbacks"):
+            label += f" (eager: {', '.join(r['graph_fallbacks'])})"
+        if r.get("dropped"):
+            label += f", {r['dropped']} dropped"
+        lat, st = r["latency_ms"], r["stage_ms"]
+
+        def ms(key: str) -> str:
+            return f"{st[key]:.2f}" if key in st else "-"
+
+        lines.append(
+            f"| {r['preset']} | {r['input']} | {r['precision']} | {label} | {r.get('plan', '?')} | {r['fps']} | "
+            f"{lat['mean']:.2f} / {lat['p50']:.2f} / {lat['p90']:.2f} | {ms('preprocess')} | {ms('depth')} | "
+            f"{ms('image_encoder')} | {ms('head')} | {ms('launch')} | {r['peak_mem_mb']} |")
+    cp = report.get("cuda_python")
+    if isinstance(cp, dict) and "two_streams" in cp:
+        lines += ["", f"cuda-python pinned copies on {cp['device']} (p50 ms): frame {cp['frame_bytes']} B H2D "
+                      f"{cp['two_streams']['h2d_ms']['p50']}, depth {cp['depth_bytes']} B D2H {cp['two_streams']['d2h_ms']['p50']}; "
+                      f"wall per pair: sequential {cp['sequential']['wall_ms']['p50']}, two streams "
+                      f"{cp['two_streams']['wall_ms']['p50']} ({cp['h2d_GBps']} / {cp['d2h_GBps']} GB/s)"]
+    elif cp:
+        lines += ["", f"cuda-python: {cp}"]
+    lines += ["", "Latency is capture -> metres per frame; in throughput mode it includes queueing (nothing is dropped), "
+                  "in latency mode the source is a 30 FPS camera stand-in and stale frames are dropped.",
+              "Stage times (ms): serial = host wall time per stage (each stage synchronises); device plan on CUDA = "
+              "CUDA-event time on the GPU (pre includes the frame's H2D copy, head the depth map's D2H copy; depth "
+              "and image run concurrently on two streams), launch = host time to issue one frame's GPU work."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    md = out.with_suffix(".md")
+    md.write_text(markdown(report))
+    return md
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="where to run (cpu: smoke test, fp32)")
+    ap.add_argument("--frames", type=int, default=100, help="measured frames per variant")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up frames per variant (default 10 on CUDA, 1 on CPU)")
+    ap.add_argument("--presets", default=None, help="comma list (default: tiny,edge,paper on CUDA; tiny,edge on CPU)")
+    ap.add_argument("--no-cuda-graphs", action="store_true", help="skip the CUDA graph variants")
+    ap.add_argument("--threads-plan", action="store_true",
+                    help="also measure the one-thread-per-stage plan (pipelined, eager) for comparison")
+    ap.add_argument("--budget-s", type=float, default=170.0,
+                    help="skip the variants that would start after this many seconds (the cuda-python timing still runs)")
+    ap.add_argument("--copy-iters", type=int, default=200, help="iterations of the cuda-python copy timing")
+    ap.add_argument("--out", type=Path, required=True, help="JSON report path (the markdown table goes next to it)")
+    args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: --device cuda but PyTorch sees no CUDA GPU; use --device cpu for a smoke test.")
+    if args.device == "cpu":
+        torch.set_num_threads(1)  # OpenMP barriers on a busy small CPU are slower than one thread
+    else:
+        torch.backends.cudnn.benchmark = True
+    presets = [p.strip() for p in (args.presets or ("tiny,edge,paper" if args.device == "cuda" else "tiny,edge")).split(",")]
+    warmup = args.warmup if args.warmup is not None else (10 if args.device == "cuda" else 1)
+    todo = variants(args.device, not args.no_cuda_graphs, args.threads_plan)
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({platform.processor() or platform.machine()})",
+        "torch": torch.__version__, "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M"),
+        "frames": args.frames, "warmup": warmup, "variants": [v.label for v in todo], "results": [],
+    }
+    start = time.perf_counter()
+    deadline = start + args.budget_s
+    for name in presets:
+        print(f"{name}:", flush=True)
+        try:
+            report["results"] += check_preset(name, args.device, args.frames, warmup, todo, deadline)
+        except Exception as exc:  # noqa: BLE001 - e.g. out of memory building a preset: report it, go on
+            print(f"  {name} FAILED: {type(exc).__name__}: {exc}", flush=True)
+            report["results"].append({"preset": name, "mode": "build", "label": "build", "cuda_graphs": False,
+                                      "error": f"{type(exc).__name__}: {exc}"})
+        report["total_s"] = round(time.perf_counter() - start, 1)
+        write_report(report, args.out)  # a run cut short still leaves what it measured
+    try:
+        report["cuda_python"] = check_cuda_python(args.copy_iters)
+    except Exception as exc:  # noqa: BLE001 - reported, e.g. no CUDA device on a CPU smoke test
+        report["cuda_python"] = {"skipped": f"{type(exc).__name__}: {exc}"}
+    print("cuda-python:", json.dumps(report["cuda_python"])[:400], flush=True)
+    report["total_s"] = round(time.perf_counter() - start, 1)
+    md = write_report(report, args.out)
+    print(markdown(report))
+    print(f"wrote {args.out} and {md} in {report['total_s']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Sinks: 16-bit PNG + npy + JSON lines, playable side-by-side video, headless window, stats."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from tr2m_edge.errors import InputError
+from tr2m_edge.runtime import DepthFileSink, DisplaySink, MetricDepth, StatsSink, VideoSink
+from tr2m_edge.runtime.sinks import DepthColouriser, display_problem, render_panel
+
+
+def result(i: int, size=(30, 40)) -> MetricDepth:
+    rng = np.random.default_rng(i)
+    depth = rng.uniform(0.2, 70.0, size).astype(np.float32)
+    rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    return MetricDepth(depth=depth, index=i, timestamp=1000.0 + i, caption="a room", latency_ms=12.5,
+                       stage_ms={"depth": 3.0, "head": 4.0}, rgb=rgb)
+
+
+def test_depth_files_are_millimetres_metres_and_json_lines(tmp_path):
+    sink = DepthFileSink(tmp_path / "d", npy=True)
+    results = [result(i) for i in range(3)]
+    for r in results:
+        sink.write(r)
+    sink.close()
+    lines = (tmp_path / "d" / "frames.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+    for r, line in zip(results, lines):
+        rec = json.loads(line)
+        assert rec["index"] == r.index and rec["png"] == f"{r.index:06d}.png"
+        assert rec["min_m"] == pytest.approx(float(r.depth.min()))
+        assert rec["median_m"] == pytest.approx(float(np.median(r.depth)))
+        assert rec["max_m"] == pytest.approx(float(r.depth.max())) and rec["latency_ms"] == 12.5
+        png = cv2.imread(str(tmp_path / "d" / rec["png"]), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint16 and png.shape == r.depth.shape
+        np.testing.assert_allclose(png / 1000.0, np.minimum(r.depth, 65.535), atol=5e-4 + 1e-6)
+        np.testing.assert_array_equal(np.load(tmp_path / "d" / rec["npy"]), r.depth)
+    assert not list((tmp_path / "d").glob("*.tmp"))
+
+
+def test_video_is_complete_and_playable_only_after_close(tmp_path):
+    path = tmp_path / "out.mp4"
+    sink = VideoSink(path, fps=10)
+    for i in range(5):
+        sink.write(result(i, size=(31, 40)))  # odd height: padded for the encoder
+    assert not path.exists()  # still being written under a temp name
+    sink.close()
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened()
+    count = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        count += 1
+        assert frame.shape[0] == 32 and frame.shape[1] >= 2 * 40  # RGB | depth (| colour bar)
+    assert count == 5
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_video_rejects_unknown_extensions(tmp_path):
+    with pytest.raises(InputError, match=r"Unsupported video extension '.gif'"):
+        VideoSink(tmp_path / "x.gif")
+
+
+@pytest.mark.skipif(display_problem() is None, reason="this machine can open windows")
+def test_show_on_a_headless_machine_says_what_to_do_instead():
+    with pytest.raises(InputError, match=r"--show cannot open a window: .*Use --out FILE.mp4 or --save-depth DIR"):
+        DisplaySink()
+
+
+def test_stats_line_has_fps_stages_and_counters():
+    lines = []
+
+    class Capture:
+        def print(self, line):
+            lines.append(line)
+
+    sink = StatsSink(lambda: {"read": 9, "dropped": 2}, interval=1e9, console=Capture())
+    for i in range(4):
+        sink.write(result(i))
+    sink.close()
+    assert len(lines) == 1
+    assert "FPS | ms: depth 3.0 head 4.0 | latency 12.5 ms | read 9 dropped 2" in lines[0]
+
+
+def test_panel_has_rgb_depth_and_a_colour_bar():
+    r = result(0)
+    panel = render_panel(r.rgb, r.depth, DepthColouriser(), caption="x")
+    assert panel.shape[0] == 30 and panel.shape[1] == 2 * 40 + 64
+    np.testing.assert_array_equal(panel[20:, :40], r.rgb[20:, :, ::-1])  # left: the frame (BGR), below the caption
+    near, far = DepthColouriser().colourise(np.array([[1.0, 9.0]]), 1.0, 9.0)[0]
+    assert not np.array_equal(near, far)
