@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/tr2m-edge info
+	$(VENV)/bin/tr2m-edge demo
 
 test: setup
 	$(PY) -m pytest -q
