@@ -25,35 +25,15 @@ from typing import Any
 import numpy as np
 
 from tr2m_edge.errors import ExportError
+from tr2m_edge.parity import TOLERANCES, OutputDiff, Tolerance, abs_rel
+from tr2m_edge.parity import compare as _compare
+
+__all__ = ["TOLERANCES", "OutputDiff", "ParityReport", "Tolerance", "abs_rel", "check_parity", "compare",
+           "ort_runner", "run_chain", "torch_reference"]
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Limits a parity report must meet (``None``: not checked)."""
-
-    rel: float | None  # per-output max_abs / max|ref|
-    abs_rel: float  # AbsRel of the end-to-end metric depth
-
-
-TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(rel=1e-3, abs_rel=1e-3),
-    "fp16": Tolerance(rel=None, abs_rel=1e-2),
-}
-
-
-@dataclass
-class OutputDiff:
-    """Difference of one output tensor against its reference."""
-
-    name: str
-    shape: tuple[int, ...]
-    max_abs: float
-    mean_abs: float
-    rel: float  # max_abs / max|ref|
 
 
 @dataclass
@@ -105,24 +85,8 @@ class ParityReport:
 
 
 def compare(name: str, got: np.ndarray, ref: np.ndarray) -> OutputDiff:
-    """Difference of one output; a shape mismatch is an ExportError."""
-    got = np.asarray(got, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    if got.shape != ref.shape:
-        raise ExportError(f"Output '{name}' has shape {got.shape}; PyTorch gives {ref.shape}.")
-    diff = np.abs(got - ref)
-    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-    max_abs = float(diff.max()) if diff.size else 0.0
-    rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-    return OutputDiff(name=name, shape=tuple(got.shape), max_abs=max_abs,
-                      mean_abs=float(diff.mean()) if diff.size else 0.0, rel=rel)
-
-
-def abs_rel(got: np.ndarray, ref: np.ndarray) -> float:
-    """mean(|got - ref| / ref) over all pixels (ref is clipped metric depth, > 0)."""
-    got = np.asarray(got, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    return float(np.mean(np.abs(got - ref) / ref))
+    """Difference of one output against PyTorch; a shape mismatch is an ExportError."""
+    return _compare(name, got, ref, error=ExportError, ref_name="PyTorch")
 
 
 # ---------------------------------------------------------------- runners

@@ -21,40 +21,24 @@ development and CI machines only :func:`check_engine_compat` and the manifest lo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tr2m_edge.bundle import Manifest
-from tr2m_edge.errors import BackendError, BundleError, ExportError
+from tr2m_edge.bundle import EngineTarget, Manifest, check_engine_target
+from tr2m_edge.errors import BackendError, ExportError
+from tr2m_edge.system import import_tensorrt as _import_tensorrt
 
 log = logging.getLogger(__name__)
 
 ENGINE_COMPONENTS = ("depth", "image_encoder", "head")  # per-frame GPU work; text/bias stay on ONNX Runtime
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    """What an engine is tied to: GPU model, compute capability and TensorRT version."""
-
-    gpu: str
-    compute_capability: str  # "8.9"
-    tensorrt: str  # "10.3.0"
-
-    def describe(self) -> str:
-        return f"{self.gpu} (sm {self.compute_capability}) / TRT {self.tensorrt}"
+DeviceInfo = EngineTarget  # the GPU + TensorRT an engine is built for (one definition, in core)
 
 
 def import_tensorrt() -> Any:
     """The ``tensorrt`` module, or BackendError saying why it is unavailable."""
-    try:
-        import tensorrt as trt  # type: ignore[import-not-found]
-    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
-        raise BackendError(
-            f"TensorRT is not importable ({type(exc).__name__}: {exc}). Install it on a machine with an "
-            "NVIDIA GPU (pip install tensorrt), or export with --no-trt (the ONNX files run everywhere)."
-        ) from None
-    return trt
+    return _import_tensorrt("or export with --no-trt (the ONNX files run everywhere)")
 
 
 def tensorrt_major(trt: Any) -> int:
@@ -92,44 +76,19 @@ def current_device() -> DeviceInfo | None:
     return DeviceInfo(gpu=name, compute_capability=cc, tensorrt=str(trt.__version__))
 
 
-def _version_key(version: str) -> tuple[str, ...]:
-    return tuple(str(version).split(".")[:3])
-
-
 def check_engine_compat(manifest: Manifest, device: DeviceInfo | None = None, *, probe: bool = True) -> None:
-    """Refuse engines built for another GPU or TensorRT version.
+    """Refuse engines built for another GPU or TensorRT version (core rule: ``check_engine_target``).
 
     Args:
         manifest: the bundle manifest (does nothing when it holds no engines).
         device: the device to check against; by default this machine's.
         probe: look up this machine when ``device`` is None (False: treat as no GPU).
-
-    Raises:
-        BundleError: "built for X / TRT a.b.c, this device is Y / TRT d.e.f: rebuild ...".
     """
-    engines = [f for f in manifest.files if f.format == "engine"]
-    if not engines:
+    if not any(f.format == "engine" for f in manifest.files):
         return
-    info = manifest.tensorrt or {}
-    built = DeviceInfo(
-        gpu=str(info.get("gpu", "?")), compute_capability=str(info.get("compute_capability", "?")),
-        tensorrt=str(info.get("version", "?")),
-    )
     if device is None and probe:
         device = current_device()
-    rebuild = (
-        "rebuild with `tr2m-edge export ... --trt` on this device (the ONNX files stay usable)"
-    )
-    if device is None:
-        raise BundleError(
-            f"The bundle's TensorRT engines were built for {built.describe()}, this device has no TensorRT/CUDA GPU: "
-            f"run the ONNX files instead (--backend onnxruntime) or {rebuild}."
-        )
-    if built.compute_capability != device.compute_capability or _version_key(built.tensorrt) != _version_key(device.tensorrt):
-        raise BundleError(f"The bundle's TensorRT engines were built for {built.describe()}, this device is {device.describe()}: {rebuild}.")
-    if built.gpu != device.gpu:
-        log.warning("Engines were built on %s, running on %s (same sm %s): rebuild for best speed.",
-                    built.gpu, device.gpu, device.compute_capability)
+    check_engine_target(manifest.tensorrt or {}, device)
 
 
 def build_engine(

@@ -24,7 +24,7 @@ _EXPORTS = {
     "SyntheticSource": "sources", "ArraySource": "sources", "FrameSource": "sources", "make_source": "sources",
     "DisplaySink": "sinks", "VideoSink": "sinks", "DepthFileSink": "sinks", "StatsSink": "sinks", "Sink": "sinks",
     "run_stream": "run", "RunSummary": "run", "run_bench": "bench", "BenchReport": "bench",
-    "choose_backend": "backends", "BackendChoice": "backends", "drift": "parity",
+    "choose_backend": "backends", "BackendChoice": "backends",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -44,10 +44,11 @@ def _has_cuda() -> bool:
 
 def _trt_problem(manifest: Manifest | None) -> str | None:
     """Why native TensorRT cannot run this bundle here (None when it can)."""
-    from tr2m_edge.runtime.runners.trt import check_engine_compat, import_tensorrt
+    from tr2m_edge.bundle import check_engine_target
+    from tr2m_edge.runtime.runners.trt import engine_target_here, import_tensorrt
 
     try:
-        trt = import_tensorrt()
+        import_tensorrt()
     except BackendError:
         return "TensorRT is not installed"
     if not _has_cuda():
@@ -55,7 +56,7 @@ def _trt_problem(manifest: Manifest | None) -> str | None:
     if manifest is None or not any(f.format == "engine" for f in manifest.files):
         return "the bundle has no TensorRT engines (export with --trt on this machine)"
     try:
-        check_engine_compat(manifest.tensorrt, str(trt.__version__))
+        check_engine_target(manifest.tensorrt, engine_target_here())
     except (BundleError, BackendError) as exc:
         return str(exc)
     return None

@@ -29,7 +29,7 @@ import numpy as np
 
 from tr2m_edge.bundle import Bundle, open_bundle
 from tr2m_edge.errors import ConfigError
-from tr2m_edge.runtime.parity import drift
+from tr2m_edge.parity import depth_drift
 from tr2m_edge.runtime.pipeline import DepthPipeline, cpu_threads
 from tr2m_edge.runtime.results import percentiles
 from tr2m_edge.runtime.sources import ArraySource
@@ -189,7 +189,7 @@ def run_bench(
                                        split_threads=False, verify=False) as ref:
             ref.set_scene(caption)
             ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
-        report.drift = drift(ref_depths, outputs).as_dict()
+        report.drift = depth_drift(ref_depths, outputs)
     report.memory_mb = _rss_mb()
     return report
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 from tr2m_edge.config import ModelConfig
 from tr2m_edge.errors import BundleError, ConfigError
 
+log = logging.getLogger(__name__)
 BUNDLE_FORMAT = "tr2m-edge/bundle"
 BUNDLE_VERSION = 1
 MANIFEST = "manifest.json"
@@ -134,19 +136,24 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON via temp file + rename so readers never see a half-written file."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write via temp file + fsync + rename: readers never see a half-written file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """JSON (indented) written with :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, json.dumps(data, indent=2).encode())
 
 
 @dataclass
@@ -204,3 +211,55 @@ def verify_bundle(bundle: Bundle) -> None:
                 f"Bundle file {p} does not match its sha256 in {MANIFEST}: it was modified or corrupted. "
                 "Re-export the bundle (or restore the file)."
             )
+
+
+# --------------------------------------------------------------- TensorRT engines
+
+REBUILD_ENGINES = "rebuild with `tr2m-edge export ... --trt` on this device (the ONNX files stay usable)"
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """A GPU and TensorRT version: what engines were built for, or what a machine has."""
+
+    gpu: str
+    compute_capability: str  # "8.7"
+    tensorrt: str  # "10.3.0"
+
+    def describe(self) -> str:
+        return f"{self.gpu} (sm {self.compute_capability}) / TRT {self.tensorrt}"
+
+
+def _cc_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return f"{int(value[0])}.{int(value[1])}"
+    return str(value)
+
+
+def check_engine_target(info: dict[str, Any] | None, here: EngineTarget | None) -> None:
+    """Refuse engines that cannot run here, before the first frame.
+
+    Args:
+        info: the manifest's ``tensorrt`` entry (``gpu``, ``compute_capability`` "8.7" or
+            [8, 7], ``version``, optional ``version_compatible`` / ``hardware_compatible``).
+        here: this machine's GPU and TensorRT, or None when it has neither.
+
+    Engines deserialise only with the TensorRT version that built them and run only on
+    GPUs of the same compute capability, unless built version- or hardware-compatible.
+    """
+    if not info:
+        raise BundleError("The bundle has no TensorRT engines (no 'tensorrt' entry in its manifest). Build them "
+                          "on this machine with `tr2m-edge export --trt`, or use an ONNX Runtime backend.")
+    built = EngineTarget(str(info.get("gpu", "?")), _cc_text(info.get("compute_capability", "?")),
+                         str(info.get("version", "?")))
+    if here is None:
+        raise BundleError(f"The bundle's TensorRT engines were built for {built.describe()}, this device has no "
+                          f"TensorRT/CUDA GPU: run the ONNX files instead (--backend ort-cpu) or {REBUILD_ENGINES}.")
+    same_version = built.tensorrt.split(".")[:3] == here.tensorrt.split(".")[:3]
+    same_sm = built.compute_capability == here.compute_capability
+    if not (same_version or info.get("version_compatible")) or not (same_sm or info.get("hardware_compatible")):
+        raise BundleError(f"The bundle's TensorRT engines were built for {built.describe()}, "
+                          f"this device is {here.describe()}: {REBUILD_ENGINES}.")
+    if built.gpu != here.gpu:
+        log.warning("TensorRT engines were built on %s, running on %s (same sm %s): rebuild for best speed.",
+                    built.gpu, here.gpu, here.compute_capability)

@@ -25,16 +25,14 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tr2m_edge.bundle import Bundle, open_bundle, sha256_file, write_json_atomic
+from tr2m_edge.bundle import Bundle, open_bundle, sha256_file, write_bytes_atomic, write_json_atomic
 from tr2m_edge.errors import BundleError, InputError
 
 log = logging.getLogger(__name__)
@@ -142,19 +140,6 @@ def compute_scene_bias(bundle: Bundle | str | Path, captions: list[str]) -> np.n
     return SceneBiasComputer(b)(captions)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class SceneCache:
     """The caption cache of one bundle.
 
@@ -255,7 +240,7 @@ class SceneCache:
                 old = self._read(meta).file if meta.is_file() else None
             except BundleError:  # a corrupt record is simply replaced
                 old = None
-            _write_atomic(npy, data)  # a new file: the committed entry still points at the old one
+            write_bytes_atomic(npy, data)  # a new file: the committed entry still points at the old one
             entry = SceneEntry(
                 name=name, caption=caption, normalised=normalised, key=self.key(caption),
                 text_encoder_hash=self.text_encoder_hash, head_hash=self.head_hash, file=npy.name,

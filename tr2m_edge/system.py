@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 from dataclasses import dataclass, field
+from typing import Any
 
 PACKAGES = (
     "tr2m-edge", "numpy", "torch", "torchvision", "transformers", "open_clip_torch", "onnx",
@@ -51,6 +52,19 @@ def tensorrt_version() -> str | None:
         return str(trt.__version__)
     except Exception:  # noqa: BLE001 - probing only
         return None
+
+
+def import_tensorrt(instead: str) -> Any:
+    """``import tensorrt``, or a BackendError saying how to get it and what to do ``instead``."""
+    from tr2m_edge.errors import BackendError
+
+    try:
+        return importlib.import_module("tensorrt")
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+        raise BackendError(
+            f"TensorRT is not installed ({type(exc).__name__}: {exc}): `pip install tensorrt` on an x86_64 "
+            f"machine with an NVIDIA GPU, or JetPack's TensorRT on a Jetson; {instead}."
+        ) from None
 
 
 def cuda_device_count() -> int:

@@ -5,8 +5,9 @@ Per call: ``set_input_shape`` for every input, pinned host staging + async H2D c
 stream, async D2H copies, one stream synchronise. Buffers grow on demand and are reused.
 TensorRT is imported only when a runner is activated, so this module imports anywhere.
 
-Engines are not portable across GPUs or TensorRT versions; :func:`check_engine_compat`
-compares a bundle's engine metadata with this machine before the first frame.
+Engines are not portable across GPUs or TensorRT versions; the backend choice compares a
+bundle's engine metadata with :func:`engine_target_here` (rule: core ``check_engine_target``)
+before the first frame.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from tr2m_edge.errors import BackendError, BundleError
+from tr2m_edge.bundle import EngineTarget
+from tr2m_edge.errors import BackendError
 from tr2m_edge.runtime.runners import cuda
+from tr2m_edge.system import import_tensorrt as _import_tensorrt
 from tr2m_edge.runtime.runners.base import Runner, TensorMeta
 
 log = logging.getLogger(__name__)
@@ -26,66 +29,14 @@ log = logging.getLogger(__name__)
 
 def import_tensorrt() -> Any:
     """``import tensorrt`` or a BackendError that says how to get it."""
-    try:
-        import tensorrt as trt  # type: ignore[import-not-found]
-    except ImportError:
-        raise BackendError(
-            "TensorRT is not installed: `pip install tensorrt` (x86_64 with an NVIDIA GPU) or use JetPack's "
-            "TensorRT on a Jetson; otherwise pick --backend ort-cuda / ort-cpu."
-        ) from None
-    return trt
+    return _import_tensorrt("otherwise pick --backend ort-cuda / ort-cpu")
 
 
-def tensorrt_major(version: str) -> int:
-    try:
-        return int(str(version).split(".")[0])
-    except ValueError:
-        return 0
-
-
-def check_engine_compat(engine_info: dict[str, Any] | None, trt_version: str | None = None,
-                        compute_capability: tuple[int, int] | None = None) -> None:
-    """Refuse engines built for another TensorRT version or GPU, before any frame runs.
-
-    Args:
-        engine_info: the manifest's ``tensorrt`` entry (``version``, ``compute_capability``
-            like ``"8.7"`` or ``[8, 7]``, ``gpu``).
-        trt_version: TensorRT here (default: the installed one).
-        compute_capability: GPU here (default: device 0 through cuda-python).
-
-    Raises:
-        BundleError: the bundle has no engines, or they were built elsewhere.
-    """
-    if not engine_info:
-        raise BundleError("The bundle has no TensorRT engines (no 'tensorrt' entry in its manifest). "
-                          "Build them on this machine with `tr2m-edge export --trt`, or use --backend ort-cpu.")
-    built_version = str(engine_info.get("version", ""))
-    here_version = trt_version if trt_version is not None else str(import_tensorrt().__version__)
-    # TensorRT engines deserialize only with the exact version that built them (unless
-    # built version-compatible, which the manifest records as "version_compatible").
-    same = built_version.split(".")[:3] == here_version.split(".")[:3]
-    if built_version and not same and not engine_info.get("version_compatible", False):
-        raise BundleError(
-            f"The bundle's TensorRT engines were built with TensorRT {built_version}, but this machine has "
-            f"{here_version}. Rebuild them here with `tr2m-edge export --trt` or use --backend ort-cuda / ort-cpu."
-        )
-    built_cc = engine_info.get("compute_capability")
-    if built_cc:
-        built = _cc(built_cc)
-        here = compute_capability if compute_capability is not None else cuda.device_info(0).compute_capability
-        if built != here and not engine_info.get("hardware_compatible", False):
-            gpu = engine_info.get("gpu", "another GPU")
-            raise BundleError(
-                f"The bundle's TensorRT engines were built for {gpu} (compute capability {built[0]}.{built[1]}); "
-                f"this GPU is {here[0]}.{here[1]}. Rebuild them on this machine with `tr2m-edge export --trt`."
-            )
-
-
-def _cc(value: Any) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        return int(value[0]), int(value[1])
-    major, _, minor = str(value).partition(".")
-    return int(major), int(minor or 0)
+def engine_target_here(device_id: int = 0) -> EngineTarget:
+    """This machine's GPU (through cuda-python) and installed TensorRT version."""
+    dev = cuda.device_info(device_id)
+    major, minor = dev.compute_capability
+    return EngineTarget(dev.name, f"{major}.{minor}", str(import_tensorrt().__version__))
 
 
 class TrtRunner(Runner):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -79,7 +80,7 @@ def test_crash_before_the_commit_record_leaves_no_entry(bundle, monkeypatch):
     def interrupt(fd):
         raise KeyboardInterrupt  # killed while the new .npy was being written
 
-    monkeypatch.setattr(scenes_mod.os, "fsync", interrupt)
+    monkeypatch.setattr(os, "fsync", interrupt)  # the atomic writer (tr2m_edge.bundle) fsyncs the temp file
     with pytest.raises(KeyboardInterrupt):
         cache.add("warehouse aisle", bias=np.zeros((1, 48), np.float32))
     monkeypatch.undo()

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FRAME_SIZE = (112, 144)  # the bundle's fixed camera frame (network input is 140x182)
-CAPTIONS = ("a small wooden tabletop with two mugs", "a cobbled street with two vans")
+from rt_common import CAPTIONS, FRAME_SIZE  # noqa: F401  (shared with the test modules)
 
 
 def make_checkpoint():
@@ -60,20 +59,6 @@ def synthetic_frames():
     from tr2m_edge.synthetic import iter_scenes
 
     return [s.rgb for s in iter_scenes(8, size=FRAME_SIZE, seed=3)]
-
-
-def distinct_frames(count: int, size: tuple[int, int] = FRAME_SIZE, seed: int = 0) -> list[np.ndarray]:
-    """``count`` cheap, pairwise different RGB frames (a synthetic scene with a moving bar)."""
-    from tr2m_edge.synthetic import render_scene
-
-    base = render_scene(seed, size=size).rgb
-    frames = []
-    for i in range(count):
-        f = base.copy()
-        f[:, (i * 3) % size[1]] = (i * 37) % 256
-        f[0, 0] = [i % 256, (i // 256) % 256, 7]
-        frames.append(f)
-    return frames
 
 
 @pytest.fixture(scope="session")

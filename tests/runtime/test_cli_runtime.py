@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FRAME_SIZE
+from rt_common import FRAME_SIZE
 
 from tr2m_edge.cli import main
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CAPTIONS, FRAME_SIZE, distinct_frames
+from rt_common import CAPTIONS, FRAME_SIZE, distinct_frames
 from rt_graphs import nonfinite_graphs
 
 from tr2m_edge.config import get_preset

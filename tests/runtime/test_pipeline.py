@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import CAPTIONS, FRAME_SIZE
+from rt_common import CAPTIONS, FRAME_SIZE
 
 from tr2m_edge.errors import BackendError, ConfigError, InputError
 from tr2m_edge.preprocess import resize_bilinear

@@ -119,7 +119,7 @@ def bench_cmd(
     if report.drift is not None:
         d = report.drift
         out.print(f"drift vs {report.drift_reference}: max |diff| {d['max_abs']:.3g} m, mean |diff| {d['mean_abs']:.3g} m, "
-                  f"max rel {d['max_rel']:.3g}, mean rel {d['mean_rel']:.3g}")
+                  f"rel {d['rel']:.3g}, AbsRel {d['abs_rel']:.3g}")
     if json_out is not None:
         json_out.write_text(json.dumps(report.as_dict(), indent=2) + os.linesep)
         out.print(f"report written to {json_out}")
