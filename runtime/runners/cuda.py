@@ -112,8 +112,11 @@ def stream_wait(stream: Stream, event: Event) -> None:
     check(_cudart().cudaStreamWaitEvent(stream.handle, event.handle, 0), "cudaStreamWaitEvent")
 
 
-class DeviceBuffer:
-    """``nbytes`` of device memory; grows on demand."""
+class _GrowingBuffer:
+    """Memory from one cudart allocator pair (``_ALLOC`` / ``_FREE``) that grows on demand."""
+
+    _ALLOC = ""
+    _FREE = ""
 
     def __init__(self, nbytes: int = 0) -> None:
         self.ptr = 0
@@ -125,30 +128,25 @@ class DeviceBuffer:
         if nbytes <= self.nbytes:
             return
         self.free()
-        self.ptr = int(check(_cudart().cudaMalloc(nbytes), f"cudaMalloc({nbytes})"))
+        self.ptr = int(check(getattr(_cudart(), self._ALLOC)(nbytes), f"{self._ALLOC}({nbytes})"))
         self.nbytes = nbytes
 
     def free(self) -> None:
         if self.ptr:
-            check(_cudart().cudaFree(self.ptr), "cudaFree")
+            check(getattr(_cudart(), self._FREE)(self.ptr), self._FREE)
         self.ptr, self.nbytes = 0, 0
 
 
-class PinnedBuffer:
+class DeviceBuffer(_GrowingBuffer):
+    """``nbytes`` of device memory; grows on demand."""
+
+    _ALLOC, _FREE = "cudaMalloc", "cudaFree"
+
+
+class PinnedBuffer(_GrowingBuffer):
     """Page-locked host memory viewed as a numpy array (fast, truly async copies); grows on demand."""
 
-    def __init__(self, nbytes: int = 0) -> None:
-        self.ptr = 0
-        self.nbytes = 0
-        if nbytes:
-            self.reserve(nbytes)
-
-    def reserve(self, nbytes: int) -> None:
-        if nbytes <= self.nbytes:
-            return
-        self.free()
-        self.ptr = int(check(_cudart().cudaMallocHost(nbytes), f"cudaMallocHost({nbytes})"))
-        self.nbytes = nbytes
+    _ALLOC, _FREE = "cudaMallocHost", "cudaFreeHost"
 
     def view(self, shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
         """A numpy array of ``shape``/``dtype`` over the first bytes of this buffer."""
@@ -157,11 +155,6 @@ class PinnedBuffer:
         self.reserve(max(nbytes, 1))
         raw = (ctypes.c_byte * nbytes).from_address(self.ptr)
         return np.frombuffer(raw, dtype=dt, count=nbytes // dt.itemsize).reshape(shape)
-
-    def free(self) -> None:
-        if self.ptr:
-            check(_cudart().cudaFreeHost(self.ptr), "cudaFreeHost")
-        self.ptr, self.nbytes = 0, 0
 
 
 def copy_to_device(dst: DeviceBuffer, src: np.ndarray, stream: Stream) -> None:
