@@ -70,8 +70,23 @@ def render_panel(rgb: np.ndarray, depth: np.ndarray, colouriser: DepthColouriser
     label = caption if fps is None else f"{fps:5.1f} FPS  {caption}"
     if label:
         scale = max(0.35, min(0.6, image.shape[0] / 700))
-        cv2.putText(image, label[:80], (6, int(18 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, label[:80], (6, int(18 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        label = _fit(label, image.shape[1] - 12, scale)
+        (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        y = h + 5
+        image[: y + base + 3, : w + 12] //= 3  # darkened strip: white text readable on any colour
+        cv2.putText(image, label, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return image
+
+
+def _fit(label: str, width: int, scale: float) -> str:
+    """``label`` shortened with '...' until it fits ``width`` pixels at ``scale``."""
+    import cv2
+
+    def size(text: str) -> int:
+        return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+
+    if size(label) <= width:
+        return label
+    while len(label) > 1 and size(label + "...") > width:
+        label = label[:-1]
+    return label.rstrip() + "..."

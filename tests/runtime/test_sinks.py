@@ -95,3 +95,15 @@ def test_panel_has_rgb_depth_and_a_colour_bar():
     np.testing.assert_array_equal(panel[20:, :40], r.rgb[20:, :, ::-1])  # left: the frame (BGR), below the caption
     near, far = DepthColouriser().colourise(np.array([[1.0, 9.0]]), 1.0, 9.0)[0]
     assert not np.array_equal(near, far)
+
+
+def test_long_captions_are_shortened_to_fit_the_panel():
+    import cv2
+
+    from tr2m_edge.runtime.sinks.render import _fit
+
+    long = "a large marble tabletop with a ball, a box and a book under cool light in a haze of steam"
+    short = _fit(long, 300, 0.35)
+    assert short.endswith("...") and len(short) < len(long)
+    assert cv2.getTextSize(short, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)[0][0] <= 300
+    assert _fit("warehouse aisle", 300, 0.35) == "warehouse aisle"
