@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tr2m_edge.config import PATCH_SIZE, ModelConfig, PreprocessConfig
+from tr2m_edge.config import PATCH_SIZE, ModelConfig
 from tr2m_edge.model.encoders import DepthEncoder, ImageEncoder, TextEncoder
+from tr2m_edge.model.frame import FramePreprocessor
 from tr2m_edge.model.head import ScaleMapHead, metric_from_relative
 
 if TYPE_CHECKING:
@@ -73,25 +74,7 @@ def clip_metric_depth(depth: torch.Tensor, min_depth: float, max_depth: float) -
     return depth.clamp(min_depth, max_depth)
 
 
-class PreprocessGraph(nn.Module):
-    """uint8 RGB frame (H, W, 3) -> normalised image (1, 3, h, w) float32.
-
-    Scale to [0, 1], bilinear resize with align_corners=True to the network input size,
-    ImageNet normalisation: the same steps as :func:`tr2m_edge.preprocess.preprocess_frame`.
-    The output size is always the bundle's configured input size, also in ``--dynamic``
-    bundles (whose network graphs accept other sizes when fed directly).
-    """
-
-    def __init__(self, cfg: PreprocessConfig) -> None:
-        super().__init__()
-        self.input_size = tuple(cfg.input_size)
-        self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, frame: torch.Tensor) -> torch.Tensor:
-        x = frame.permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=True)
-        return (x - self.mean) / self.std
+PreprocessGraph = FramePreprocessor  # frame uint8 (H, W, 3) -> image (1, 3, h, w); always the configured size
 
 
 class DepthGraph(nn.Module):

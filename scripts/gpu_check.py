@@ -65,26 +65,13 @@ import torch  # noqa: E402
 
 from tr2m_edge.config import ModelConfig, get_preset  # noqa: E402
 from tr2m_edge.model.encoders import build_depth_encoder, build_image_encoder  # noqa: E402
-from tr2m_edge.model.summary import KNOWN_SIZES  # noqa: E402
+from tr2m_edge.model.summary import random_encoder_config  # noqa: E402
 from tr2m_edge.model.tr2m import TR2M, build_head  # noqa: E402
 from tr2m_edge.runtime import DepthPipeline  # noqa: E402
 from tr2m_edge.runtime.results import percentiles  # noqa: E402
 from tr2m_edge.runtime.sources import ArraySource, FrameSource  # noqa: E402
 
 FRAME = (480, 640)  # camera frame (H, W)
-
-
-def random_config(name: str) -> ModelConfig:
-    """The preset with every hub encoder replaced by a random one of the published size."""
-    cfg = get_preset(name)
-
-    def swap(spec: Any) -> Any:
-        if spec is None or spec.is_random:
-            return spec
-        h, n, heads = KNOWN_SIZES[spec.source]
-        return dataclasses.replace(spec, source=None, pretrained=None, hidden_size=h, num_layers=n, num_heads=heads)
-
-    return cfg.replace(depth=swap(cfg.depth), image=swap(cfg.image))
 
 
 def build(cfg: ModelConfig, device: str) -> TR2M:
@@ -199,7 +186,7 @@ def check_preset(name: str, device: str, count: int, warmup: int, todo: list[Var
         print(f"  {name}: skipped (past the time budget)", flush=True)
         return [{"preset": name, "mode": v.mode, "label": v.label, "cuda_graphs": v.graphs,
                  "error": "skipped: past the --budget-s time budget"} for v in todo]
-    cfg = random_config(name)
+    cfg = random_encoder_config(get_preset(name))  # hub encoders -> random ones of the published sizes
     t0 = time.perf_counter()
     model = build(cfg, device)
     build_s = time.perf_counter() - t0

@@ -69,15 +69,32 @@ def preprocess_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 def preprocess_tensor(images: "torch.Tensor", cfg: PreprocessConfig) -> "torch.Tensor":
     """Batch (B, 3, H, W) float in [0, 1] (or uint8) -> normalised (B, 3, h, w) float32."""
     import torch
-    import torch.nn.functional as F
 
     if images.ndim != 4 or images.shape[1] != 3:
         raise InputError(f"images must be (B, 3, H, W); got shape {tuple(images.shape)}.")
+    mean = torch.tensor(cfg.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    return resize_normalise(images, cfg.input_size, mean, std)
+
+
+def resize_normalise(
+    images: "torch.Tensor", size: tuple[int, int], mean: "torch.Tensor", std: "torch.Tensor",
+    always_resize: bool = False,
+) -> "torch.Tensor":
+    """The torch steps shared by training, the exported preprocess graph and the torch runner.
+
+    (B, 3, H, W) uint8 or float in [0, 1] -> bilinear align_corners resize to ``size`` ->
+    ``(x - mean) / std`` with (1, 3, 1, 1) float32 tensors (buffers on the right device, so a
+    caller on the per-frame path builds no tensors from host data). ``always_resize`` keeps
+    the resize even at equal sizes (an exact identity), so a traced graph keeps its Resize
+    for frames of other sizes.
+    """
+    import torch
+    import torch.nn.functional as F
+
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    if tuple(x.shape[-2:]) != tuple(cfg.input_size):
-        x = F.interpolate(x, size=tuple(cfg.input_size), mode="bilinear", align_corners=True)
-    mean = torch.tensor(cfg.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    if always_resize or tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
     return (x - mean) / std
 
 

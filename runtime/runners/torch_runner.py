@@ -19,10 +19,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tr2m_edge.errors import BackendError
+from tr2m_edge.model.frame import FramePreprocessor
 from tr2m_edge.model.head import metric_from_relative
 from tr2m_edge.model.tr2m import TR2M, postprocess_depth
 from tr2m_edge.runtime import contract as C
@@ -34,26 +34,14 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- components
 class PreprocessComponent(nn.Module):
-    """frame uint8 (H, W, 3) RGB -> image (1, 3, h, w) normalised.
-
-    The steps of :func:`tr2m_edge.preprocess.preprocess_tensor` (scale to [0, 1], bilinear
-    align_corners resize, ImageNet normalisation), with mean and std held as buffers on the
-    runner's device: building them per call copies pageable host memory to the GPU, which
-    CUDA graph capture refuses. Equality with the core preprocessing is tested.
-    """
+    """frame uint8 (H, W, 3) RGB -> image (1, 3, h, w) normalised (core :class:`FramePreprocessor`)."""
 
     def __init__(self, model: TR2M) -> None:
         super().__init__()
-        self.cfg = model.cfg.preprocess
-        self.input_size = tuple(self.cfg.input_size)
-        self.register_buffer("mean", torch.tensor(self.cfg.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(self.cfg.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.pre = FramePreprocessor(model.cfg.preprocess)
 
     def forward(self, frame: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = frame.permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        if tuple(x.shape[-2:]) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=True)
-        return {C.IMAGE: (x - self.mean) / self.std}
+        return {C.IMAGE: self.pre(frame)}
 
 
 class DepthComponent(nn.Module):
