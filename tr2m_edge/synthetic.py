@@ -18,7 +18,7 @@ table, vans of 2-9 m in a street). Visible depth: tabletop about 0.2-1.5 m, room
 0.7-10 m, street 3.5-80 m.
 
 The runtime streams these scenes too, so this module imports no PyTorch;
-``tr2m_edge.train.synthetic`` wraps it as a torch ``Dataset``.
+``tr2m_edge.train.datasets.synthetic`` wraps it as a torch ``Dataset``.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from typing import Any
 _EXPORTS = {
     "TrainConfig": "config", "load_train_config": "config",
     "DatasetSpec": "datasets", "open_dataset": "datasets", "DATASET_NAMES": "datasets",
-    "DepthDataset": "data", "FolderDataset": "data", "PROTOCOLS": "data", "Protocol": "data",
-    "NyuDataset": "public", "KittiDataset": "public", "VoidDataset": "public", "C3vdDataset": "public",
-    "SyntheticDataset": "synthetic", "CaptionSource": "captions", "AugmentConfig": "augment",
+    "DepthDataset": "datasets", "FolderDataset": "datasets", "PROTOCOLS": "datasets", "Protocol": "datasets",
+    "NyuDataset": "datasets", "KittiDataset": "datasets", "VoidDataset": "datasets", "C3vdDataset": "datasets",
+    "SyntheticDataset": "datasets", "CaptionSource": "captions", "AugmentConfig": "augment",
     "LossConfig": "losses", "Trainer": "trainer", "TrainResult": "trainer",
     "evaluate": "evaluation", "evaluate_checkpoint": "evaluation", "EvalResult": "evaluation",
     "load_trained_model": "state",

@@ -28,8 +28,8 @@ from tr2m_edge.metrics import METRIC_NAMES, average_metrics, compute_metrics
 from tr2m_edge.model import TR2M, postprocess_depth
 from tr2m_edge.model.encoders import tokenize
 from tr2m_edge.preprocess import preprocess_tensor
-from tr2m_edge.train.data import KB_CROP, DepthDataset, kb_crop_box
 from tr2m_edge.train.datasets import DatasetSpec, open_dataset
+from tr2m_edge.train.datasets.base import KB_CROP, DepthDataset, kb_crop_box
 from tr2m_edge.train.state import load_trained_model
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import torch
 from tr2m_edge.errors import ConfigError, DataError
 from tr2m_edge.train.augment import AugmentConfig
 from tr2m_edge.train.datasets import DatasetSpec, open_dataset
-from tr2m_edge.train.public import C3vdDataset, KittiDataset, NyuDataset, VoidDataset
-from tr2m_edge.train.data import FolderDataset
+from tr2m_edge.train.datasets.public import C3vdDataset, KittiDataset, NyuDataset, VoidDataset
+from tr2m_edge.train.datasets.folder import FolderDataset
 
 from train_trees import (CAPTION_LINES, c3vd_tree, folder_tree, kitti_tree, nyu_tree, rgb_image, void_tree,
                          write_depth16, write_rgb)

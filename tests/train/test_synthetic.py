@@ -12,7 +12,7 @@ import pytest
 
 from tr2m_edge.errors import DataError, InputError
 from tr2m_edge.synthetic import FAMILIES, SyntheticFrame, iter_scenes, render_scene, scene_family, scene_seed
-from tr2m_edge.train.synthetic import SyntheticDataset
+from tr2m_edge.train.datasets.synthetic import SyntheticDataset
 
 # visible depth per family (metres), with a little slack around the documented ranges
 RANGES = {"tabletop": (0.12, 1.6), "room": (0.6, 10.5), "street": (2.8, 85.0)}

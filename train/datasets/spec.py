@@ -1,4 +1,4 @@
-"""One entry point that opens any supported dataset from a :class:`DatasetSpec`."""
+"""What a run names as a dataset (:class:`DatasetSpec`) and the one entry point that opens it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from tr2m_edge.errors import ConfigError, DataError
 from tr2m_edge.synthetic import FAMILIES
 from tr2m_edge.train.augment import AugmentConfig
 from tr2m_edge.train.captions import CaptionSource
-from tr2m_edge.train.data import PROTOCOLS, DepthDataset, FolderDataset, Protocol, get_protocol
-from tr2m_edge.train.public import C3vdDataset, KittiDataset, NyuDataset, VoidDataset
-from tr2m_edge.train.synthetic import SyntheticDataset
+from tr2m_edge.train.datasets.base import PROTOCOLS, DepthDataset, Protocol, get_protocol
+from tr2m_edge.train.datasets.folder import FolderDataset
+from tr2m_edge.train.datasets.public import C3vdDataset, KittiDataset, NyuDataset, VoidDataset
+from tr2m_edge.train.datasets.synthetic import SyntheticDataset
 
 DATASET_NAMES = tuple(PROTOCOLS)
 _READERS = {"nyu": NyuDataset, "kitti": KittiDataset, "void": VoidDataset, "c3vd": C3vdDataset, "folder": FolderDataset}

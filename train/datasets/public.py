@@ -12,7 +12,7 @@ from pathlib import Path
 from tr2m_edge.errors import DataError
 from tr2m_edge.train.augment import AugmentConfig
 from tr2m_edge.train.captions import CaptionSource
-from tr2m_edge.train.data import IMAGE_EXTS, DepthDataset, SampleRef
+from tr2m_edge.train.datasets.base import IMAGE_EXTS, DepthDataset, SampleRef
 
 SPLIT_DIRS = ("", "splits", "data_splits", "train_test_inputs")  # where split files are looked for
 

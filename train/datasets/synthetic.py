@@ -16,7 +16,7 @@ from tr2m_edge.errors import DataError
 from tr2m_edge.synthetic import FAMILIES, SyntheticFrame, render_scene, scene_family, scene_seed
 from tr2m_edge.train.augment import AugmentConfig
 from tr2m_edge.train.captions import CaptionSource
-from tr2m_edge.train.data import DepthDataset
+from tr2m_edge.train.datasets.base import DepthDataset
 
 
 class SyntheticDataset(DepthDataset):
