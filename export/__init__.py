@@ -2,22 +2,18 @@
 
 Modules, one concern each:
 
-* :mod:`.graphs` - nn.Module wrappers giving each component its named inputs/outputs;
+* :mod:`.sources` - what an export starts from (checkpoint, model, random head);
+* :mod:`.graphs` - the bundle's graph set: the model's contract components + example inputs;
 * :mod:`.dynamic` - patches that make dynamic-size exports correct;
 * :mod:`.onnx_export` - ``torch.onnx.export`` with the TorchScript or dynamo exporter;
 * :mod:`.fp16` - FP16 variants with the fragile ops kept in fp32;
-* :mod:`.parity` - the comparator (export checks, tests, bench);
-* :mod:`.tensorrt` - TensorRT 10/11 engines, device compatibility check;
+* :mod:`.parity` - the PyTorch reference and the runtime's runners over the written files;
+* :mod:`.tensorrt` - TensorRT 10/11 engines;
 * :mod:`.bundle_writer` - ``export_bundle`` tying it together;
 * :mod:`.compare` - measures which exporter gives faster ONNX Runtime graphs.
 """
 
-from tr2m_edge.export.bundle_writer import export_bundle, random_head_checkpoint
-from tr2m_edge.model.summary import random_encoder_config
-from tr2m_edge.export.parity import ParityReport, check_parity, ort_runner, torch_reference
-from tr2m_edge.export.tensorrt import DeviceInfo, check_engine_compat
+from tr2m_edge.export.bundle_writer import export_bundle
+from tr2m_edge.export.sources import export_source, load_source
 
-__all__ = [
-    "DeviceInfo", "ParityReport", "check_engine_compat", "check_parity", "export_bundle", "ort_runner",
-    "random_encoder_config", "random_head_checkpoint", "torch_reference",
-]
+__all__ = ["export_bundle", "export_source", "load_source"]

@@ -1,8 +1,9 @@
 """Measure which exporter gives the faster ONNX Runtime graphs (how DEFAULT_EXPORTER was chosen).
 
 Exports the per-frame components of a preset with random weights, once with each exporter,
-and times each graph on ONNX Runtime's CPU provider (median of ``--repeats`` runs after a
-warm-up). Usage::
+and times each graph on ONNX Runtime's CPU provider with bench's per-graph timing loop
+(:func:`tr2m_edge.runtime.bench.time_runners`: median of ``--repeats`` interleaved runs
+after a warm-up). Usage::
 
     python -m tr2m_edge.export.compare --preset tiny
     python -m tr2m_edge.export.compare --preset edge --random-encoders --input-size 434x560 \
@@ -12,40 +13,19 @@ warm-up). Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
 from tr2m_edge.config import get_preset, parse_size
 from tr2m_edge.export.onnx_export import EXPORTERS, export_graph
-
-
-def time_onnx(paths: dict[str, Path], feeds: dict[str, np.ndarray], repeats: int, threads: int) -> dict[str, tuple[float, float]]:
-    """Median and minimum latency (ms) of ONNX Runtime CPU sessions on the same ``feeds``.
-
-    The sessions run alternately (A, B, A, B, ...) so that load from other processes on a
-    shared machine hits all of them alike.
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sessions = {k: ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"]) for k, p in paths.items()}
-    for sess in sessions.values():
-        sess.run(None, feeds)
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for _ in range(repeats):
-        for k, sess in sessions.items():
-            t0 = time.perf_counter()
-            sess.run(None, feeds)
-            times[k].append((time.perf_counter() - t0) * 1e3)
-    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
+from tr2m_edge.runtime.bench import time_runners
+from tr2m_edge.runtime.runners.base import activated
+from tr2m_edge.runtime.runners.onnxrt import OrtRunner
 
 
 def compare_exporters(
@@ -93,7 +73,9 @@ def compare_exporters(
                 t0 = time.perf_counter()
                 export_graph(spec, paths[exporter], exporter=exporter, opset=18 if exporter == "dynamo" else 17)
                 export_s[exporter] = time.perf_counter() - t0
-            timing = time_onnx(paths, feeds, repeats, threads)
+            runners = {e: OrtRunner(p, providers=("cpu",), intra_op_threads=threads, name=e) for e, p in paths.items()}
+            with activated(runners) as active:
+                timing = time_runners(active, feeds, repeats)
             for exporter in EXPORTERS:
                 rows.append({
                     "component": name, "exporter": exporter, "export_s": round(export_s[exporter], 1),

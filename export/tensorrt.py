@@ -11,84 +11,35 @@ paths, chosen by the installed major version:
   fp16 ONNX (which keeps the fragile ops in fp32, see :mod:`tr2m_edge.export.fp16`).
 
 Engines only run on the GPU model (compute capability) and exact TensorRT version that
-built them. The bundle records both (``Manifest.tensorrt``) and
-:func:`check_engine_compat` refuses a mismatch with a message saying how to rebuild.
+built them. The bundle records both (``Manifest.tensorrt``, from
+:func:`tr2m_edge.system.engine_target`) and :func:`tr2m_edge.bundle.check_engine_compat`
+refuses a mismatch with a message saying how to rebuild. The parity of the built engines
+is checked with the runtime's own :class:`~tr2m_edge.runtime.runners.trt.TrtRunner`.
 
 What has run on real hardware is stated in the README's GPU section; on the CPU-only
-development and CI machines only :func:`check_engine_compat` and the manifest logic run.
+development and CI machines only the compatibility rule and the manifest logic run.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
-from tr2m_edge.bundle import EngineTarget, Manifest, check_engine_target
-from tr2m_edge.errors import BackendError, ExportError
-from tr2m_edge.system import import_tensorrt as _import_tensorrt
+from tr2m_edge.bundle import ComponentFile
+from tr2m_edge.config import PATCH_SIZE, ModelConfig
+from tr2m_edge.errors import ExportError
+from tr2m_edge.progress import StepProgress
+from tr2m_edge.system import EngineTarget, import_tensorrt
 
 log = logging.getLogger(__name__)
 
 ENGINE_COMPONENTS = ("depth", "image_encoder", "head")  # per-frame GPU work; text/bias stay on ONNX Runtime
 
 
-DeviceInfo = EngineTarget  # the GPU + TensorRT an engine is built for (one definition, in core)
-
-
-def import_tensorrt() -> Any:
-    """The ``tensorrt`` module, or BackendError saying why it is unavailable."""
-    return _import_tensorrt("or export with --no-trt (the ONNX files run everywhere)")
-
-
 def tensorrt_major(trt: Any) -> int:
     return int(str(trt.__version__).split(".")[0])
-
-
-def current_device() -> DeviceInfo | None:
-    """This machine's GPU 0 and TensorRT version, or None without TensorRT or a CUDA GPU."""
-    try:
-        trt = import_tensorrt()
-    except BackendError:
-        return None
-    name, cc = None, None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            name = torch.cuda.get_device_name(0)
-            cc = "{}.{}".format(*torch.cuda.get_device_capability(0))
-    except Exception:  # noqa: BLE001 - fall back to cuda-python
-        pass
-    if name is None:
-        try:
-            from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
-
-            err, props = cudart.cudaGetDeviceProperties(0)
-            if int(err) == 0:
-                raw = props.name
-                name = raw.decode(errors="replace").rstrip("\x00") if isinstance(raw, bytes) else str(raw)
-                cc = f"{props.major}.{props.minor}"
-        except Exception:  # noqa: BLE001 - no CUDA at all
-            return None
-    if name is None or cc is None:
-        return None
-    return DeviceInfo(gpu=name, compute_capability=cc, tensorrt=str(trt.__version__))
-
-
-def check_engine_compat(manifest: Manifest, device: DeviceInfo | None = None, *, probe: bool = True) -> None:
-    """Refuse engines built for another GPU or TensorRT version (core rule: ``check_engine_target``).
-
-    Args:
-        manifest: the bundle manifest (does nothing when it holds no engines).
-        device: the device to check against; by default this machine's.
-        probe: look up this machine when ``device`` is None (False: treat as no GPU).
-    """
-    if not any(f.format == "engine" for f in manifest.files):
-        return
-    if device is None and probe:
-        device = current_device()
-    check_engine_target(manifest.tensorrt or {}, device)
 
 
 def build_engine(
@@ -114,7 +65,7 @@ def build_engine(
     Returns:
         Build facts for the manifest (path used, typing, precision flag).
     """
-    trt = import_tensorrt()
+    trt = import_tensorrt("or export with --no-trt (the ONNX files run everywhere)")
     major = tensorrt_major(trt)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -162,14 +113,15 @@ def engine_profile(inputs: dict[str, tuple[int | str, ...]], input_size: tuple[i
     size (opt: the input size), multiples of 14; token counts follow the patch grid.
     """
     h, w = input_size
-    lo_hw = (max(14, (h // 2) // 14 * 14), max(14, (w // 2) // 14 * 14))
+    p = PATCH_SIZE
+    lo_hw = (max(p, (h // 2) // p * p), max(p, (w // 2) // p * p))
     hi_hw = (2 * h, 2 * w)
     sizes = {
         "batch": (1, 1, max_batch),
         "bias_batch": (1, 1, max_batch),
         "height": (lo_hw[0], h, hi_hw[0]),
         "width": (lo_hw[1], w, hi_hw[1]),
-        "tokens": ((lo_hw[0] // 14) * (lo_hw[1] // 14), (h // 14) * (w // 14), (hi_hw[0] // 14) * (hi_hw[1] // 14)),
+        "tokens": ((lo_hw[0] // p) * (lo_hw[1] // p), (h // p) * (w // p), (hi_hw[0] // p) * (hi_hw[1] // p)),
     }
     out = {}
     for name, shape in inputs.items():
@@ -184,22 +136,47 @@ def engine_profile(inputs: dict[str, tuple[int | str, ...]], input_size: tuple[i
     return out  # type: ignore[return-value]
 
 
-def engine_runner(engine_path: Path) -> Any:
-    """A feeds -> outputs function running one engine through Polygraphy's TrtRunner.
+def build_engines(steps: StepProgress, tmp: Path, files: list[ComponentFile], onnx_files: dict[str, Path],
+                  cfg: ModelConfig, ref: Any, *, fp16: bool, dynamic: bool, frame_size: tuple[int, int] | None,
+                  device: EngineTarget, parity: dict[str, Any]) -> dict[str, Any]:
+    """TensorRT engines for the per-frame graphs of a bundle being exported, and their parity.
 
-    Raises BackendError when Polygraphy is not installed (engine parity is then skipped
-    by the caller with a note in the manifest).
+    Appends the engines to ``files`` and the parity report to ``parity["tensorrt"]``;
+    returns the manifest's ``tensorrt`` entry (version, GPU, compute capability, builds).
     """
-    try:
-        from polygraphy.backend.trt import EngineFromBytes, TrtRunner  # type: ignore[import-not-found]
-    except Exception as exc:  # noqa: BLE001
-        raise BackendError(f"Polygraphy is needed to run engines for the parity check ({exc}); pip install polygraphy.") from None
-    runner = TrtRunner(EngineFromBytes(engine_path.read_bytes()))
-    runner.activate()
+    from tr2m_edge.export.onnx_export import component_file
+    from tr2m_edge.export.parity import onnx_runners
+    from tr2m_edge.runtime.comparator import check_parity
+    from tr2m_edge.runtime.runners.base import activated
+    from tr2m_edge.runtime.runners.trt import TrtRunner
 
-    def run(feeds: dict[str, Any]) -> dict[str, Any]:
-        out = runner.infer(feed_dict=dict(feeds))
-        return {k: (v.cpu().numpy() if hasattr(v, "cpu") else v) for k, v in out.items()}
-
-    run.close = runner.deactivate  # type: ignore[attr-defined]
-    return run
+    precision = "fp16" if fp16 else "fp32"
+    info: dict[str, Any] = {"version": device.tensorrt, "gpu": device.gpu, "compute_capability": device.compute_capability,
+                            "precision": precision, "engines": {}, "skipped": {}}
+    built: dict[str, Path] = {}
+    with steps.step(f"build TensorRT {device.tensorrt} {precision} engines on {device.gpu}"):
+        for comp in ENGINE_COMPONENTS:
+            if comp not in onnx_files:
+                continue
+            if comp == "head" and frame_size is None:
+                info["skipped"]["head"] = "dynamic frame size (frame_hw shape input): export with --frame-size for a head engine"
+                continue
+            entry = next(f for f in files if f.component == comp and f.precision == "fp32")
+            shapes = {t.name: t.shape for t in entry.inputs}
+            rel = f"{comp}.{precision}.engine"
+            fp16_path = tmp / f"{comp}.fp16.onnx"
+            info["engines"][comp] = build_engine(
+                onnx_files[comp], tmp / rel, fp16=fp16, fp16_onnx_path=fp16_path if fp16_path.is_file() else None,
+                profile=engine_profile(shapes, cfg.preprocess.input_size) if dynamic else None,
+            )
+            files.append(component_file(tmp, rel, comp, precision, fmt="engine", io_from=onnx_files[comp]))
+            built[comp] = tmp / rel
+    with steps.step("TensorRT parity vs PyTorch"):
+        runners = {**onnx_runners({c: p for c, p in onnx_files.items() if c not in built}),
+                   **{c: TrtRunner(p, name=c) for c, p in built.items()}}
+        with activated(runners) as active:
+            report = check_parity(active, ref, cfg, precision=precision, backend=f"tensorrt-{device.tensorrt}")
+        report.check()
+        parity["tensorrt"] = report.to_dict()
+    info["built"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return info

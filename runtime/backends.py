@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tr2m_edge.bundle import Manifest
+from tr2m_edge.bundle import Manifest, check_engine_compat
 from tr2m_edge.errors import BackendError, BundleError
 from tr2m_edge.runtime.runners.onnxrt import CPU, CUDA, TENSORRT, available_providers
+from tr2m_edge.system import cuda_device_count, engine_target, tensorrt_version
 
 BACKENDS = ("auto", "trt", "ort-trt", "ort-cuda", "ort-cpu", "torch")
 ORT_PROVIDERS = {"ort-trt": ["trt", "cuda"], "ort-cuda": ["cuda"], "ort-cpu": ["cpu"]}
@@ -37,27 +38,21 @@ class BackendChoice:
 
 
 def _has_cuda() -> bool:
-    from tr2m_edge.system import cuda_device_count
-
     return cuda_device_count() > 0
 
 
 def _trt_problem(manifest: Manifest | None) -> str | None:
     """Why native TensorRT cannot run this bundle here (None when it can)."""
-    from tr2m_edge.bundle import check_engine_target
-    from tr2m_edge.runtime.runners.trt import engine_target_here, import_tensorrt
-
-    try:
-        import_tensorrt()
-    except BackendError:
+    if tensorrt_version() is None:
         return "TensorRT is not installed"
-    if not _has_cuda():
+    here = engine_target()
+    if here is None:
         return "no CUDA GPU is visible"
     if manifest is None or not any(f.format == "engine" for f in manifest.files):
         return "the bundle has no TensorRT engines (export with --trt on this machine)"
     try:
-        check_engine_target(manifest.tensorrt, engine_target_here())
-    except (BundleError, BackendError) as exc:
+        check_engine_compat(manifest, here)
+    except BundleError as exc:
         return str(exc)
     return None
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,8 @@ from tr2m_edge.errors import ConfigError
 from tr2m_edge.parity import depth_drift
 from tr2m_edge.runtime.pipeline import DepthPipeline, cpu_threads
 from tr2m_edge.runtime.results import percentiles
-from tr2m_edge.runtime.sources import ArraySource
+from tr2m_edge.runtime.runners.base import Runner
+from tr2m_edge.runtime.sources import ArraySource, PacedSource
 
 log = logging.getLogger(__name__)
 STAGES = ("preprocess", "depth", "image_encoder", "head", "postprocess")
@@ -111,29 +113,64 @@ def render_frames(count: int, size: tuple[int, int], seed: int = 0) -> list[np.n
     return [s.rgb for s in iter_scenes(count, size=size, seed=seed)]
 
 
-def measure(pipe: DepthPipeline, warm: list[np.ndarray], frames: list[np.ndarray],
-            mode: str) -> tuple[ModeResult, list[np.ndarray]]:
-    """Run ``warm`` frames, then time ``frames`` through ``pipe`` in ``mode``; returns the result and depth maps."""
+def measure(pipe: DepthPipeline, warm: list[np.ndarray], frames: list[np.ndarray], mode: str, *,
+            plan: str = "auto", pace_fps: float | None = None,
+            keep_depths: bool = True) -> tuple[ModeResult, list[np.ndarray]]:
+    """The measurement loop of ``bench`` (and of the GPU check): ``warm`` frames, then ``frames`` timed.
+
+    Args:
+        pipe: the pipeline (its caption set).
+        warm: warm-up frames, run in ``mode`` (serially in latency mode: nothing to drop yet).
+        frames: the measured frames.
+        mode: ``serial``, ``throughput`` or ``latency``.
+        plan: the executor plan of the pipelined modes (``auto``, ``threads``, ``device``).
+        pace_fps: feed the measured frames as a live camera at this rate (latency mode).
+        keep_depths: return the depth maps (for the drift check).
+
+    Returns:
+        The mode's result and (when kept) the depth maps in order.
+    """
     if warm:
-        for _ in pipe.stream(ArraySource(warm), mode=mode):
+        for _ in pipe.stream(ArraySource(warm), mode="serial" if mode == "latency" else mode, plan=plan):
             pass
     depths: list[np.ndarray] = []
     stage: dict[str, list[float]] = {k: [] for k in STAGES}
     latency: list[float] = []
+    source = PacedSource(frames, pace_fps) if pace_fps else ArraySource(frames)
     start = time.perf_counter()
-    for r in pipe.stream(ArraySource(frames), mode=mode):
-        depths.append(r.depth)
+    count = 0
+    for r in pipe.stream(source, mode=mode, plan=plan):
+        count += 1
+        if keep_depths:
+            depths.append(r.depth)
         latency.append(r.latency_ms)
         for k, v in r.stage_ms.items():
             stage.setdefault(k, []).append(v)
     seconds = time.perf_counter() - start
     counters = pipe.executor.counters.as_dict() if pipe.executor else {}
     result = ModeResult(
-        mode=mode, frames=len(depths), seconds=round(seconds, 4), fps=round(len(depths) / seconds, 3),
+        mode=mode, frames=count, seconds=round(seconds, 4), fps=round(count / seconds, 3),
         latency_ms=percentiles(latency), stage_ms={k: percentiles(v) for k, v in stage.items() if v},
         dropped=counters.get("dropped", 0), plan=pipe.executor.plan if pipe.executor else "",
     )
     return result, depths
+
+
+def time_runners(runners: dict[str, Runner], feeds: dict[str, np.ndarray], repeats: int) -> dict[str, tuple[float, float]]:
+    """Median and minimum latency (ms) of activated runners on the same ``feeds``.
+
+    One warm-up call each, then the runners run alternately (A, B, A, B, ...) so that load
+    from other processes on a shared machine hits all of them alike.
+    """
+    for runner in runners.values():
+        runner.infer(feeds)
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(max(1, repeats)):
+        for k, runner in runners.items():
+            t0 = time.perf_counter()
+            runner.infer(feeds)
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
 def run_bench(

@@ -24,13 +24,14 @@ import numpy as np
 from tr2m_edge.bundle import Bundle, open_bundle
 from tr2m_edge.errors import BundleError, ConfigError, InputError
 from tr2m_edge.runtime.backends import ORT_PROVIDERS, BackendChoice, choose_backend
-from tr2m_edge.runtime.contract import FRAME_COMPONENTS
+from tr2m_edge.contract import FRAME_COMPONENTS
 from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.frames import Frame, FrameConformer
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.runners.base import Runner
+from tr2m_edge.runtime.scene_bias import caption_cache
 from tr2m_edge.runtime.sources import ArraySource, FrameSource
-from tr2m_edge.runtime.stages import FrameStages, SceneFn, SceneState
+from tr2m_edge.runtime.stages import BiasFn, CaptionState, FrameStages
 
 if TYPE_CHECKING:
     from tr2m_edge.checkpoint import Checkpoint
@@ -56,16 +57,16 @@ class DepthPipeline:
     checkpoint), :meth:`from_checkpoint` or :meth:`from_model` (PyTorch reference).
     """
 
-    def __init__(self, stages: FrameStages, scene_fn: SceneFn, backend: BackendChoice,
-                 bundle: Bundle | None = None, scene_names: dict[str, str] | None = None) -> None:
+    def __init__(self, stages: FrameStages, bias_fn: BiasFn, backend: BackendChoice,
+                 bundle: Bundle | None = None, cached_captions: dict[str, str] | None = None) -> None:
         self.stages = stages
         self.backend = backend
         self.bundle = bundle
         self.config: ModelConfig = stages.config
         self.frame_size = stages.frame_size
-        self.scene = SceneState()
-        self.scene_names = dict(scene_names or {})
-        self._scene_fn = scene_fn
+        self.caption_state = CaptionState()
+        self.cached_captions = dict(cached_captions or {})  # cache entry name -> caption
+        self._bias_fn = bias_fn
         self.executor: Executor | None = None
         self.conformer = FrameConformer(self.frame_size)
         stages.activate()
@@ -109,8 +110,8 @@ class DepthPipeline:
             return pipe
         runners = _bundle_runners(bundle, choice, precision, threads or cpu_threads(), split_threads, device_id)
         stages = FrameStages(runners, bundle.config, bundle.manifest.frame_size, where=str(bundle.root))
-        scene_fn, names = _bundle_scenes(bundle)
-        return cls(stages, scene_fn, choice, bundle=bundle, scene_names=names)
+        bias_fn, names = _bundle_captions(bundle)
+        return cls(stages, bias_fn, choice, bundle=bundle, cached_captions=names)
 
     @classmethod
     def from_checkpoint(
@@ -159,13 +160,13 @@ class DepthPipeline:
         stages = FrameStages(runners, model.cfg, frame_size, where="PyTorch model")
         model.to(device)
 
-        def scene_fn(caption: str) -> np.ndarray:
+        def bias_fn(caption: str) -> np.ndarray:
             with torch.no_grad():
                 emb = model.encode_text([caption])
                 return model.scene_bias(emb.to(device)).float().cpu().numpy()
 
         choice = BackendChoice("torch", "PyTorch reference", "cuda" if on_gpu else "cpu")
-        return cls(stages, scene_fn, choice)
+        return cls(stages, bias_fn, choice)
 
     # ------------------------------------------------------------------ scenes
     def set_scene(self, text: str) -> np.ndarray:
@@ -176,17 +177,17 @@ class DepthPipeline:
         text = text.strip()
         if not text:
             raise InputError("The scene caption is empty; pass a description such as 'warehouse aisle'.")
-        caption = self.scene_names.get(text, text)
-        bias = np.asarray(self._scene_fn(caption), dtype=np.float32).reshape(1, -1)
+        caption = self.cached_captions.get(text, text)
+        bias = np.asarray(self._bias_fn(caption), dtype=np.float32).reshape(1, -1)
         want = self.config.head.in_channels
         if bias.shape[1] != want:
             raise BundleError(f"The scene bias for '{caption}' has {bias.shape[1]} values, expected {want}.")
-        self.scene.set(caption, bias)
+        self.caption_state.set(caption, bias)
         return bias
 
     @property
     def caption(self) -> str:
-        return self.scene.caption
+        return self.caption_state.caption
 
     # ------------------------------------------------------------------ inference
     def infer(self, frame: np.ndarray, *, maps: bool = False) -> MetricDepth:
@@ -194,7 +195,7 @@ class DepthPipeline:
         rgb = self.conformer(frame)
         if rgb is None:
             raise InputError(f"Cannot use a frame of shape {getattr(frame, 'shape', None)}: expected HxWx3 RGB.")
-        results = list(Executor(self.stages, self.scene, mode=Mode.SERIAL, keep_maps=maps,
+        results = list(Executor(self.stages, self.caption_state, mode=Mode.SERIAL, keep_maps=maps,
                                 conformer=self.conformer).run(ArraySource([Frame(rgb=rgb, index=0)])))
         return results[0]
 
@@ -205,7 +206,7 @@ class DepthPipeline:
         ``plan``: ``auto`` (GPU runners: ``device``; CPU runners: ``threads``), ``threads`` or
         ``device``; see :mod:`tr2m_edge.runtime.executor`. The executor's ``plan`` says which ran.
         """
-        self.executor = Executor(self.stages, self.scene, mode=mode, queue_size=queue_size, keep_maps=maps,
+        self.executor = Executor(self.stages, self.caption_state, mode=mode, queue_size=queue_size, keep_maps=maps,
                                  conformer=FrameConformer(self.frame_size), plan=plan)
         return self.executor
 
@@ -298,12 +299,7 @@ def _has_ort_cuda() -> bool:
     return CUDA in available_providers()
 
 
-def _bundle_scenes(bundle: Bundle) -> tuple[SceneFn, dict[str, str]]:
-    """The bundle's caption -> bias function (cached on disk) and its cached scenes by name."""
-    try:
-        from tr2m_edge.scenes import SceneCache
-    except ImportError as exc:
-        raise BundleError(f"The scene cache module is unavailable ({exc}); reinstall tr2m-edge.") from None
-    cache = SceneCache(bundle)
-    names = {e.name: e.caption for e in cache.list() if cache.is_current(e)}
-    return cache.get_or_add, names
+def _bundle_captions(bundle: Bundle) -> tuple[BiasFn, dict[str, str]]:
+    """The bundle's caption -> bias function (cached on disk) and its cached captions by entry name."""
+    cache = caption_cache(bundle)
+    return cache.get_or_add, cache.names()

@@ -1,4 +1,11 @@
-"""``tr2m-edge run``'s library function: stream a source through a pipeline into sinks.
+"""``tr2m-edge run`` as library calls: options in, bundle + source + sinks + pipeline set up,
+frames streamed until the end, Ctrl-C or ``q``.
+
+:func:`run_from_options` does the set-up from :class:`RunOptions` (the ``run`` command's
+options, declared once here with their help texts; the CLI builds its parameters from
+them); cheap checks come first (bundle manifest and hashes, sink options, opening the
+source), so a wrong camera index or a headless ``--show`` fails in one line before any
+model loads. :func:`run_stream` streams a source through a pipeline into sinks.
 
 Ctrl-C (SIGINT) stops capturing and drains: every frame already captured is still
 processed and written, then every sink is closed (videos finalised, files complete). A
@@ -13,14 +20,22 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from rich.console import Console
+from rich.markup import escape
+
+from tr2m_edge.bundle import open_bundle
+from tr2m_edge.errors import InputError
+from tr2m_edge.runtime.caption_input import CaptionFileWatcher, StdinCaptionReader
 from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.pipeline import DepthPipeline
 from tr2m_edge.runtime.results import MetricDepth
-from tr2m_edge.runtime.sinks.base import Sink
-from tr2m_edge.runtime.sources import FrameSource
+from tr2m_edge.runtime.sinks import DepthFileSink, DisplaySink, Sink, StatsSink, VideoSink
+from tr2m_edge.runtime.sources import FrameSource, make_source
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +64,16 @@ class RunSummary:
         d = asdict(self)
         d["fps"] = round(self.fps, 3)
         return d
+
+    def describe(self) -> str:
+        """The one-line summary ``run`` prints at the end."""
+        extra = f", {self.dropped} dropped (latency mode)" if self.dropped else ""
+        extra += f", {self.skipped} skipped" if self.skipped else ""
+        extra += f", {self.converted} converted" if self.converted else ""
+        extra += f", {self.nonfinite_values} non-finite values clamped" if self.nonfinite_values else ""
+        state = "interrupted: drained and closed" if self.interrupted else "done"
+        return (f"{state}: {self.frames_read} frames read, {self.frames_written} written{extra} "
+                f"in {self.seconds:.1f} s ({self.fps:.1f} FPS, {self.backend}, {self.mode} mode)")
 
 
 class _SigintDrain:
@@ -140,3 +165,135 @@ class _Nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _opt(default: Any, help: str, *flags: str, **typer: Any) -> Any:
+    """A field of :class:`RunOptions` with its command-line flags and help text."""
+    return field(default=default, metadata={"help": help, "flags": flags, "typer": typer})
+
+
+BACKEND_HELP = "auto | trt | ort-trt | ort-cuda | ort-cpu | torch (auto picks the fastest available and says why)."
+
+
+@dataclass
+class RunOptions:
+    """The ``run`` command's options; the CLI's parameters are built from these fields."""
+
+    bundle: Path = _opt(Path("bundle"), "Bundle folder written by `tr2m-edge export` (env TR2M_EDGE_BUNDLE).",
+                        "--bundle", "-b", envvar="TR2M_EDGE_BUNDLE")
+    camera: int | None = _opt(None, "Camera index (OpenCV), e.g. 0.")
+    video: Path | None = _opt(None, "Video file to read to the end.")
+    images: str | None = _opt(None, "Image folder or glob, e.g. 'frames/*.png'.")
+    rtsp: str | None = _opt(None, "Network stream URL (rtsp://, http://).")
+    synthetic: bool = _opt(False, "Stream procedural synthetic scenes (no camera needed).")
+    text: str | None = _opt(None, "Scene caption, or the name of a cached scene.", "--text", "-t")
+    scene_file: Path | None = _opt(None, "Text file whose first line is the caption; edits apply while running.")
+    scene_stdin: bool = _opt(False, "Read new captions from stdin, one per line.")
+    backend: str = _opt("auto", BACKEND_HELP)
+    precision: str = _opt("auto", "auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs).")
+    checkpoint: Path | None = _opt(None, "Head checkpoint (best.pt) for --backend torch.")
+    mode: str = _opt("auto", "auto | latency | throughput | serial (auto: latency for cameras/streams, "
+                             "throughput for files).")
+    show: bool = _opt(False, "Show a window with colourised metric depth (q: stop, n: next cached scene).")
+    out: Path | None = _opt(None, "Write RGB | depth side by side to this video (.mp4/.avi).", "--out", "-o")
+    save_depth: Path | None = _opt(None, "Folder for 16-bit PNG depth (mm) and frames.jsonl.")
+    save_npy: bool = _opt(False, "With --save-depth: also write float32 .npy depth in metres.")
+    stats: bool = _opt(False, "Print FPS, per-stage ms and drops every second.")
+    frames: int | None = _opt(None, "Stop after this many frames.", "--frames", "-n", min=1)
+    fps: float = _opt(0.0, "Frame rate of --out (default: the source's, else 30).")
+    threads: int | None = _opt(None, "CPU threads for ONNX Runtime (default: all cores).", min=1)
+    queue_size: int = _opt(2, "Frames each pipeline queue holds (throughput mode).", min=1)
+    fp16: bool = _opt(False, "Torch backend on CUDA: run in half precision.")
+    cuda_graphs: bool = _opt(False, "Torch backend on CUDA: replay captured CUDA graphs.")
+    seed: int = _opt(0, "Seed of --synthetic scenes.")
+
+
+class _Late:
+    """Holds the pipeline for callbacks created before it exists (window keys, stats)."""
+
+    pipeline: DepthPipeline | None = None
+
+    def stop(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stop()
+
+    def counters(self) -> dict[str, int]:
+        p = self.pipeline
+        return p.executor.counters.as_dict() if p is not None and p.executor is not None else {}
+
+    def next_scene(self) -> None:
+        p = self.pipeline
+        if p is None or not p.cached_captions:
+            return
+        names = list(p.cached_captions)
+        current = next((n for n, c in p.cached_captions.items() if c == p.caption), None)
+        nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
+        p.set_scene(nxt)
+
+
+def _initial_caption(opts: RunOptions) -> str | None:
+    if opts.text:
+        return opts.text
+    if opts.scene_file is not None:
+        if not opts.scene_file.is_file():
+            raise InputError(f"--scene-file {opts.scene_file} does not exist; create it with the caption on its first line.")
+        for line in opts.scene_file.read_text(errors="replace").splitlines():
+            if line.strip():
+                return line.strip()
+    return None
+
+
+def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSummary:
+    """Set everything up from ``opts`` and run until the stream ends, Ctrl-C or ``q``."""
+    console = console or Console(stderr=True, highlight=False)
+    bundle = open_bundle(opts.bundle)
+    caption = _initial_caption(opts)
+    cfg = bundle.config
+    size = tuple(bundle.manifest.frame_size or cfg.preprocess.input_size)
+    late = _Late()
+    with ExitStack() as stack:
+        sinks: list[Sink] = []
+        if opts.show:
+            sinks.append(DisplaySink(on_stop=late.stop, on_next_scene=late.next_scene))
+        if opts.out is not None:
+            sinks.append(VideoSink(opts.out, fps=opts.fps or 30.0))
+        if opts.save_depth is not None:
+            sinks.append(DepthFileSink(opts.save_depth, npy=opts.save_npy))
+        elif opts.save_npy:
+            raise InputError("--save-npy needs --save-depth DIR (where to write the files).")
+        if opts.stats or not sinks:
+            sinks.append(StatsSink(late.counters, console=console))
+        for sink in sinks:
+            stack.callback(sink.close)  # closed again only if run_stream never got them (close is idempotent)
+        source = make_source(camera=opts.camera, video=opts.video, images=opts.images, rtsp=opts.rtsp,
+                             synthetic=opts.synthetic, synthetic_count=opts.frames, synthetic_size=size, seed=opts.seed)
+        stack.callback(source.close)
+        source.open()
+        if opts.out is not None and not opts.fps and source.fps:
+            for sink in sinks:
+                if isinstance(sink, VideoSink):
+                    sink.fps = source.fps
+        mode = Mode.parse(("latency" if source.live else "throughput") if opts.mode == "auto" else opts.mode)
+        pipeline = DepthPipeline.from_bundle(
+            bundle, opts.backend, precision=opts.precision, threads=opts.threads,
+            split_threads=mode is not Mode.SERIAL, checkpoint=opts.checkpoint, fp16=opts.fp16,
+            cuda_graphs=opts.cuda_graphs, verify=False,
+        )
+        stack.callback(pipeline.close)
+        late.pipeline = pipeline
+        console.print(f"backend [bold]{pipeline.backend.name}[/]: {escape(pipeline.backend.reason)}")
+        if caption is None:
+            if not pipeline.cached_captions:
+                raise InputError("No scene caption: pass --text 'warehouse aisle' (or --scene-file FILE).")
+            caption = next(iter(pipeline.cached_captions))
+        pipeline.set_scene(caption)
+        console.print(escape(f"scene: '{pipeline.caption}'; source: {source.name}; mode: {mode.value}"))
+        watchers: list[Any] = []
+        if opts.scene_file is not None:
+            watchers.append(CaptionFileWatcher(opts.scene_file, pipeline.set_scene).start())
+        if opts.scene_stdin:
+            watchers.append(StdinCaptionReader(pipeline.set_scene).start())
+        for w in watchers:
+            stack.callback(w.stop)
+        summary = run_stream(pipeline, source, sinks, mode=mode, max_frames=opts.frames, queue_size=opts.queue_size)
+    return summary

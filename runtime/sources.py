@@ -303,6 +303,25 @@ class ArraySource(FrameSource):
         return next(self._it, None)
 
 
+class PacedSource(FrameSource):
+    """A camera stand-in: hands out ``frames`` at ``fps`` as a live source (latency mode may drop)."""
+
+    live = True
+
+    def __init__(self, frames: list[np.ndarray], fps: float, name: str | None = None) -> None:
+        super().__init__(name or f"paced {fps:g} FPS")
+        self.frames, self.period, self._next = frames, 1.0 / fps, 0.0
+
+    def read_image(self) -> np.ndarray | None:
+        if self.count >= len(self.frames):
+            return None
+        now = time.perf_counter()
+        if self._next > now:
+            self._stop.wait(self._next - now)
+        self._next = max(now, self._next) + self.period
+        return self.frames[self.count]
+
+
 def make_source(*, camera: int | None = None, video: str | Path | None = None, images: str | None = None,
                 rtsp: str | None = None, synthetic: bool = False, synthetic_count: int | None = None,
                 synthetic_size: tuple[int, int] = (140, 182), seed: int = 0) -> FrameSource:

@@ -66,10 +66,12 @@ import torch  # noqa: E402
 from tr2m_edge.config import ModelConfig, get_preset  # noqa: E402
 from tr2m_edge.model.encoders import build_depth_encoder, build_image_encoder  # noqa: E402
 from tr2m_edge.model.summary import random_encoder_config  # noqa: E402
-from tr2m_edge.model.tr2m import TR2M, build_head  # noqa: E402
+from tr2m_edge.model.head import build_head  # noqa: E402
+from tr2m_edge.model.tr2m import TR2M  # noqa: E402
 from tr2m_edge.runtime import DepthPipeline  # noqa: E402
+from tr2m_edge.runtime.bench import measure  # noqa: E402
 from tr2m_edge.runtime.results import percentiles  # noqa: E402
-from tr2m_edge.runtime.sources import ArraySource, FrameSource  # noqa: E402
+from tr2m_edge.runtime.sources import ArraySource  # noqa: E402
 
 FRAME = (480, 640)  # camera frame (H, W)
 
@@ -96,25 +98,6 @@ def frames(count: int, seed: int = 0) -> list[np.ndarray]:
     yy, xx = np.mgrid[0:FRAME[0], 0:FRAME[1]]
     base = np.stack([yy * 255 / FRAME[0], xx * 255 / FRAME[1], (yy + xx) * 127 / sum(FRAME)], -1)
     return [np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8) for _ in range(count)]
-
-
-class PacedSource(FrameSource):
-    """A camera stand-in: hands out frames at ``fps`` (live, so latency mode may drop)."""
-
-    live = True
-
-    def __init__(self, images: list[np.ndarray], fps: float) -> None:
-        super().__init__(f"paced {fps:g} FPS")
-        self.images, self.period, self.next = images, 1.0 / fps, 0.0
-
-    def read_image(self) -> np.ndarray | None:
-        if self.count >= len(self.images):
-            return None
-        now = time.perf_counter()
-        if self.next > now:
-            time.sleep(self.next - now)
-        self.next = max(now, self.next) + self.period
-        return self.images[self.count]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,32 +134,18 @@ def variants(device: str, cuda_graphs: bool, threads_plan: bool) -> list[Variant
 
 def run_mode(pipe: DepthPipeline, images: list[np.ndarray], warmup: int, variant: Variant,
              camera_fps: float | None = None) -> dict[str, Any]:
+    """One variant through bench's measurement loop (:func:`tr2m_edge.runtime.bench.measure`)."""
     for _ in pipe.stream(ArraySource(images[:3]), mode="serial"):  # lazy inits / graph captures, one at a time
-        pass
-    warm_mode = "serial" if variant.mode == "latency" else variant.mode
-    for _ in pipe.stream(ArraySource(images[:warmup]), mode=warm_mode, plan=variant.plan):
         pass
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    lat: list[float] = []
-    stages: dict[str, list[float]] = {}
-    measured = images[warmup:]
-    source = PacedSource(measured, camera_fps) if camera_fps else ArraySource(measured)
-    start = time.perf_counter()
-    n = 0
-    for r in pipe.stream(source, mode=variant.mode, plan=variant.plan):
-        n += 1
-        lat.append(r.latency_ms)
-        for k, v in r.stage_ms.items():
-            stages.setdefault(k, []).append(v)
-    wall = time.perf_counter() - start
-    counters = pipe.executor.counters.as_dict() if pipe.executor else {}
+    result, _ = measure(pipe, images[:warmup], images[warmup:], variant.mode, plan=variant.plan,
+                        pace_fps=camera_fps, keep_depths=False)
     return {
-        "mode": variant.mode if not camera_fps else f"latency ({camera_fps:g} FPS camera)", "frames": n,
-        "plan": pipe.executor.plan if pipe.executor else "?",
-        "fps": round(n / wall, 2), "dropped": counters.get("dropped", 0),
-        "latency_ms": {k: round(v, 3) for k, v in percentiles(lat, (50, 90)).items()},
-        "stage_ms": {k: round(float(np.mean(v)), 3) for k, v in stages.items()},
+        "mode": variant.mode if not camera_fps else f"latency ({camera_fps:g} FPS camera)", "frames": result.frames,
+        "plan": result.plan or "?", "fps": round(result.fps, 2), "dropped": result.dropped,
+        "latency_ms": {k: round(result.latency_ms[k], 3) for k in ("mean", "p50", "p90")},
+        "stage_ms": {k: round(v["mean"], 3) for k, v in result.stage_ms.items()},
     }
 
 
@@ -207,7 +176,7 @@ def check_preset(name: str, device: str, count: int, warmup: int, todo: list[Var
         pipe = None
         try:
             pipe = DepthPipeline.from_model(model, frame_size=FRAME, device=device, fp16=fp16, cuda_graphs=variant.graphs)
-            pipe.scene.set("random scene", scene)
+            pipe.caption_state.set("random scene", scene)
             row = run_mode(pipe, images, warmup, variant, camera_fps=30.0 if variant.mode == "latency" else None)
             graphs = {n: bool(getattr(r, "cuda_graph", False)) for n, r in pipe.stages.runners.items()}
         except Exception as exc:  # noqa: BLE001 - one failed variant must not cost the whole GPU run

@@ -1,11 +1,23 @@
-"""Shared fixtures: everything runs on the CPU with the tiny preset (random weights)."""
+"""Shared fixtures: everything runs on the CPU with the tiny preset (random weights).
+
+``export_model`` is ``build_model`` on a :func:`random_head_checkpoint`: a tiny TR2M whose
+random encoders are seeded by their specs and whose random Depth Anything is calibrated
+(D_r of a few units, not 1e-8), with a head that puts metric depth mid-range, so parity
+checks compare real, unclipped depth maps. ``fp16_bundle`` is exported from it once.
+"""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from tr2m_edge.config import get_preset
+
+CAPTION = "warehouse aisle"  # the caption fp16_bundle pre-caches
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +36,40 @@ def tiny_model(tiny_cfg):
 
     torch.manual_seed(0)
     return build_model(tiny_cfg)
+
+
+@pytest.fixture(scope="session")
+def export_model():
+    from tr2m_edge.config import get_preset
+    from tr2m_edge.checkpoint import random_head_checkpoint
+    from tr2m_edge.model import build_model
+
+    cfg = get_preset("tiny")
+    return build_model(cfg, head_state=random_head_checkpoint(cfg).head).eval()
+
+
+@pytest.fixture(scope="session")
+def fp16_bundle(tmp_path_factory, export_model) -> Path:
+    """fp32 + fp16 graphs, dynamic frame size (head takes frame_hw), one cached scene."""
+    from tr2m_edge.export import export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "fp16"
+    return export_bundle(export_model, out, fp16=True, scenes=[CAPTION], progress=False)
+
+
+@pytest.fixture(scope="session")
+def run_blocked():
+    """Run Python code in a fresh interpreter in which some modules cannot be imported.
+
+    ``run_blocked(code, blocked=("torch", "open_clip"))`` returns the code's stdout and
+    fails the test (showing stderr) when it exits non-zero.
+    """
+
+    def run(code: str, blocked: tuple[str, ...] = ("torch", "open_clip"), timeout: float = 120) -> str:
+        block = "".join(f"sys.modules[{name!r}] = None; " for name in blocked)
+        out = subprocess.run([sys.executable, "-c", f"import sys; {block}\n{code}"], capture_output=True, text=True,
+                             timeout=timeout)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    return run

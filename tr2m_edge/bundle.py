@@ -22,14 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tr2m_edge.config import ModelConfig
+from tr2m_edge.contract import TensorSpec
 from tr2m_edge.errors import BundleError, ConfigError
+from tr2m_edge.fileio import check_header
+from tr2m_edge.system import EngineTarget
 
 log = logging.getLogger(__name__)
 BUNDLE_FORMAT = "tr2m-edge/bundle"
@@ -37,19 +38,6 @@ BUNDLE_VERSION = 1
 MANIFEST = "manifest.json"
 COMPONENTS = ("preprocess", "depth", "image_encoder", "head", "text_encoder", "scene_bias")
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, shape (ints, or strings for dynamic axes) and dtype of a graph input/output."""
-
-    name: str
-    shape: tuple[int | str, ...]
-    dtype: str  # numpy dtype name: float32, float16, uint8, int64, ...
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TensorSpec":
-        return cls(name=str(d["name"]), shape=tuple(d["shape"]), dtype=str(d["dtype"]))
 
 
 @dataclass(frozen=True)
@@ -98,13 +86,8 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "manifest.json") -> "Manifest":
-        if not isinstance(d, dict) or d.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"{where} is not a tr2m-edge bundle manifest (no '{BUNDLE_FORMAT}' format tag).")
-        if int(d.get("format_version", 0)) > BUNDLE_VERSION:
-            raise BundleError(
-                f"{where} has bundle format {d['format_version']}; this tr2m-edge reads up to "
-                f"{BUNDLE_VERSION}. Upgrade tr2m-edge or re-export the bundle."
-            )
+        check_header(d, BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, where, "tr2m-edge bundle manifest",
+                     upgrade="Upgrade tr2m-edge or re-export the bundle.")
         try:
             model = ModelConfig.from_dict(d["model"])
             files = [ComponentFile.from_dict(f) for f in d["files"]]
@@ -136,26 +119,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write via temp file + fsync + rename: readers never see a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """JSON (indented) written with :func:`write_bytes_atomic`."""
-    write_bytes_atomic(path, json.dumps(data, indent=2).encode())
-
-
 @dataclass
 class Bundle:
     """An opened, verified bundle folder."""
@@ -174,10 +137,9 @@ class Bundle:
         entry = self.manifest.find(component, precision, fmt)
         if entry is None:
             have = ", ".join(sorted(f"{f.component}/{f.precision}/{f.format}" for f in self.manifest.files))
-            raise BundleError(
-                f"Bundle {self.root} has no {precision} {fmt} file for '{component}'. It has: {have}. "
-                "Re-export with the option that produces it (e.g. --fp16 or --trt)."
-            )
+            how = ("Calibrate INT8 graphs into it with `tr2m-edge calib BUNDLE --images DIR`" if precision == "int8"
+                   else "Re-export with the option that produces it (e.g. --fp16 or --trt)")
+            raise BundleError(f"Bundle {self.root} has no {precision} {fmt} file for '{component}'. It has: {have}. {how}.")
         return entry
 
 
@@ -203,31 +165,25 @@ def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
 def verify_bundle(bundle: Bundle) -> None:
     """Raise BundleError naming the first missing or modified file."""
     for entry in bundle.manifest.files:
-        p = bundle.path(entry)
-        if not p.is_file():
-            raise BundleError(f"Bundle file missing: {p} (listed in {MANIFEST}). Re-export the bundle.")
-        if sha256_file(p) != entry.sha256:
-            raise BundleError(
-                f"Bundle file {p} does not match its sha256 in {MANIFEST}: it was modified or corrupted. "
-                "Re-export the bundle (or restore the file)."
-            )
+        verify_file(bundle, entry)
+
+
+def verify_file(bundle: Bundle, entry: ComponentFile) -> Path:
+    """The path of one listed file after checking that it exists and matches its sha256."""
+    p = bundle.path(entry)
+    if not p.is_file():
+        raise BundleError(f"Bundle file missing: {p} (listed in {MANIFEST}). Re-export the bundle.")
+    if sha256_file(p) != entry.sha256:
+        raise BundleError(
+            f"Bundle file {p} does not match its sha256 in {MANIFEST}: it was modified or corrupted. "
+            "Re-export the bundle (or restore the file)."
+        )
+    return p
 
 
 # --------------------------------------------------------------- TensorRT engines
 
 REBUILD_ENGINES = "rebuild with `tr2m-edge export ... --trt` on this device (the ONNX files stay usable)"
-
-
-@dataclass(frozen=True)
-class EngineTarget:
-    """A GPU and TensorRT version: what engines were built for, or what a machine has."""
-
-    gpu: str
-    compute_capability: str  # "8.7"
-    tensorrt: str  # "10.3.0"
-
-    def describe(self) -> str:
-        return f"{self.gpu} (sm {self.compute_capability}) / TRT {self.tensorrt}"
 
 
 def _cc_text(value: Any) -> str:
@@ -263,3 +219,27 @@ def check_engine_target(info: dict[str, Any] | None, here: EngineTarget | None) 
     if built.gpu != here.gpu:
         log.warning("TensorRT engines were built on %s, running on %s (same sm %s): rebuild for best speed.",
                     built.gpu, here.gpu, here.compute_capability)
+
+
+def check_engine_compat(manifest: Manifest, here: EngineTarget | None) -> None:
+    """:func:`check_engine_target` for a bundle; nothing to check when it holds no engines.
+
+    Args:
+        manifest: the bundle's manifest.
+        here: the GPU and TensorRT to run on (:func:`tr2m_edge.system.engine_target`), None without.
+    """
+    if any(f.format == "engine" for f in manifest.files):
+        check_engine_target(manifest.tensorrt or {}, here)
+
+
+def parity_summary(manifest: Manifest) -> list[str]:
+    """One line per parity check recorded at export time (what ``export`` and ``info`` print)."""
+    lines = []
+    for name, rep in manifest.parity.items():
+        if "depth" not in rep:
+            lines.append(f"parity {name}: {rep}")
+            continue
+        worst = max((d["rel"] for diffs in rep["components"].values() for d in diffs), default=0.0)
+        lines.append(f"parity {name} ({rep['backend']}): metric depth AbsRel {rep['depth']['abs_rel']:.2e}, "
+                     f"worst output rel. error {worst:.2e}, {'passed' if rep['passed'] else 'FAILED'}")
+    return lines

@@ -13,19 +13,19 @@ loads a head partially: missing, unexpected or mis-shaped keys are named in the 
 
 from __future__ import annotations
 
-import os
+import math
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from tr2m_edge.config import ModelConfig, get_preset
 from tr2m_edge.errors import CheckpointError, ConfigError
+from tr2m_edge.fileio import atomic_writer, check_header
+from tr2m_edge.model.head import build_head, check_state_dict, official_filter
 
 FORMAT = "tr2m-edge/checkpoint"
 FORMAT_VERSION = 1
@@ -58,16 +58,10 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        with atomic_writer(path) as fh:
+            torch.save(ckpt.to_dict(), fh)
     except OSError as exc:
         raise CheckpointError(f"Cannot write checkpoint to {path}: {exc.strerror}. Choose a writable folder.") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(ckpt.to_dict(), fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -90,16 +84,10 @@ def _read_weights(path: str | Path) -> Any:
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load a tr2m-edge checkpoint (safe load only)."""
     data = _read_weights(path)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        hint = ""
-        if isinstance(data, dict) and ("state_dict" in data or any(k.startswith("align_mlp.") for k in data)):
-            hint = " It looks like the authors' released weights: convert it with `tr2m-edge import-official`."
-        raise CheckpointError(f"{path} is not a tr2m-edge checkpoint (no '{FORMAT}' format tag).{hint}")
-    if int(data.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format version {data['format_version']}; this tr2m-edge reads up to "
-            f"{FORMAT_VERSION}. Upgrade tr2m-edge."
-        )
+    hint = ""
+    if isinstance(data, dict) and ("state_dict" in data or any(str(k).startswith("align_mlp.") for k in data)):
+        hint = " It looks like the authors' released weights: convert it with `tr2m-edge import-official`."
+    check_header(data, FORMAT, FORMAT_VERSION, CheckpointError, str(path), "tr2m-edge checkpoint", hint=hint)
     try:
         config = ModelConfig.from_dict(data["config"])
     except ConfigError as exc:
@@ -115,59 +103,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     )
 
 
-def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Raise CheckpointError naming every missing, unexpected and mis-shaped key."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = sorted(
-        f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
-        for k in set(expected) & set(state)
-        if tuple(state[k].shape) != tuple(expected[k].shape)
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_names(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_names(unexpected)}")
-    if misshaped:
-        problems.append(f"mis-shaped keys: {_names(misshaped)}")
-    if problems:
-        raise CheckpointError(
-            f"{source} does not fit the head ({'; '.join(problems)}). Check that the file and the preset match."
-        )
-
-
-def _names(items: list[str], limit: int = 6) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def load_head_state(head: nn.Module, state: dict[str, torch.Tensor], source: str = "The checkpoint") -> None:
-    """Strict load: all keys, all shapes, or a CheckpointError that names the offenders."""
-    check_state_dict(head, state, source)
-    head.load_state_dict(state, strict=True)
-
-
-# --------------------------------------------------------------- released weights
-
-def official_filter(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map a released TR2M head state_dict onto :class:`ScaleMapHead` names.
-
-    Strips a DataParallel ``module.`` prefix, and accepts ``projects.0.*`` /
-    ``resize_layers.0.*`` (one-element ModuleLists) as ``projects.*`` / ``resize_layers.*``.
-    Unknown keys are kept so the strict check reports them.
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        k = key[len("module."):] if key.startswith("module.") else key
-        for prefix in ("projects.0.", "resize_layers.0."):
-            if k.startswith(prefix):
-                k = prefix[:-2] + k[len(prefix):]
-        out[k] = value
-    return out
-
-
 def import_official(
     path: str | Path, preset: str = "paper", config: ModelConfig | None = None
 ) -> Checkpoint:
@@ -176,8 +111,6 @@ def import_official(
     Accepts a plain state_dict or ``{"state_dict": ...}``; every tensor must match the
     preset's head by name and shape.
     """
-    from tr2m_edge.model.tr2m import build_head
-
     data = _read_weights(path)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
@@ -193,3 +126,18 @@ def import_official(
     check_state_dict(head, state, str(path))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return Checkpoint(config=cfg, head=state, step=0, metrics={}, extra={"imported_from": Path(path).name})
+
+
+def random_head_checkpoint(cfg: ModelConfig, seed: int = 0) -> Checkpoint:
+    """A checkpoint with a random head (tests, benchmarks, demos without training).
+
+    The shift head's output bias is set so that B = 4 / max_depth, i.e. depth starts
+    near a quarter of the range where D_r is small, rather than at the clip limit.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = build_head(cfg)
+    with torch.no_grad():
+        head.output_conv_shift2[2].bias.fill_(math.log(4.0 / (cfg.max_depth * cfg.head.coef_shift)))
+    state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    return Checkpoint(config=cfg, head=state, step=0, metrics={}, extra={"random_head_seed": seed})

@@ -17,7 +17,8 @@ from typing import Any
 
 from tr2m_edge.errors import ConfigError
 
-PATCH_SIZE = 14
+PATCH_SIZE = 14  # ViT patch size of every encoder: input sizes are multiples of it
+CONTEXT_LENGTH = 77  # CLIP text context (tokens per caption)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ENCODER_FAMILIES = ("depth_anything", "dinov2", "open_clip", "hf_clip")
@@ -222,6 +223,23 @@ def parse_size(text: str) -> tuple[int, int]:
     return check_input_size(size)
 
 
+def check_frame_size(size: tuple[int, ...] | list[int]) -> tuple[int, int]:
+    """Validate a camera frame size (height, width): any size with both sides >= 2."""
+    if len(size) != 2 or min(int(v) for v in size) < 2:
+        raise ConfigError(f"Frame size must be (height, width) with both >= 2; got {tuple(size)}.")
+    return int(size[0]), int(size[1])
+
+
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """Parse a camera frame size 'HxW' (any size; the network input is resized from it)."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"Cannot read frame size '{text}'; write it as HEIGHTxWIDTH, e.g. 480x640.") from None
+    return check_frame_size((h, w))
+
+
 # --------------------------------------------------------------------------- presets
 
 def _paper() -> ModelConfig:
@@ -238,15 +256,13 @@ def _paper() -> ModelConfig:
 
 
 def _edge() -> ModelConfig:
-    return ModelConfig(
+    """The paper preset with one ViT per frame: the head reads Depth Anything V2-S's own tokens."""
+    paper = _paper()
+    return paper.replace(
         name="edge",
         depth=EncoderSpec("depth_anything", source="depth-anything/Depth-Anything-V2-Small-hf"),
         image=None,
-        text=EncoderSpec("open_clip", source="ViT-L-14", pretrained="openai", embed_dim=768),
-        head=HeadConfig(in_channels=384, num_heads=8, text_dim=768),
-        preprocess=PreprocessConfig(input_size=(434, 560)),
-        min_depth=1e-3,
-        max_depth=10.0,
+        head=dataclasses.replace(paper.head, in_channels=384),
     )
 
 

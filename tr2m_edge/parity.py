@@ -1,19 +1,22 @@
-"""The comparator: how far an output is from its reference (export checks, bench, tests).
+"""Parity measures: how far outputs are from their reference (export checks, bench, tests).
 
 Numpy only (the runtime uses it without PyTorch). Measures per output: ``max_abs``,
 ``mean_abs`` and ``rel`` = max_abs / max|reference|; for metric depth also AbsRel =
 mean(|d - d_ref| / d_ref). Tolerances: fp32 ``rel`` <= 1e-3 for every output and depth
-AbsRel <= 1e-3; fp16 depth AbsRel <= 1 %.
+AbsRel <= 1e-3; fp16 depth AbsRel <= 1 %. :class:`ParityReport` is what the comparator
+(:func:`tr2m_edge.runtime.comparator.check_parity`: runner sets in, per-output
+differences out) returns and what a bundle's manifest records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
-from tr2m_edge.errors import InputError
+from tr2m_edge.errors import ExportError, InputError
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,51 @@ def depth_drift(refs: Sequence[np.ndarray], tests: Sequence[np.ndarray]) -> dict
     d = compare("depth", got, ref)
     return {"max_abs": d.max_abs, "mean_abs": d.mean_abs, "rel": d.rel, "abs_rel": abs_rel(got, ref),
             "frames": float(len(refs))}
+
+
+@dataclass
+class ParityReport:
+    """Results of one precision on one backend (what goes into ``Manifest.parity``)."""
+
+    precision: str
+    backend: str
+    components: dict[str, list[OutputDiff]] = field(default_factory=dict)
+    depth_abs_rel: float = float("nan")
+    depth_max_abs: float = float("nan")
+    depth_mean_abs: float = float("nan")
+    clipped_fraction: float = float("nan")  # reference pixels at the depth range limits
+    tolerance: Tolerance | None = None
+
+    def failures(self) -> list[str]:
+        """Human-readable list of what exceeds the tolerance (empty when it passes)."""
+        tol = self.tolerance or TOLERANCES[self.precision]
+        bad = []
+        if tol.rel is not None:
+            for comp, diffs in self.components.items():
+                bad += [f"{comp}.{d.name} relative error {d.rel:.2e} > {tol.rel:g}" for d in diffs if not d.rel <= tol.rel]
+        if not self.depth_abs_rel <= tol.abs_rel:
+            bad.append(f"end-to-end metric depth AbsRel {self.depth_abs_rel:.2e} > {tol.abs_rel:g}")
+        return bad
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures()
+
+    def to_dict(self) -> dict[str, Any]:
+        tol = self.tolerance or TOLERANCES[self.precision]
+        return {
+            "precision": self.precision, "backend": self.backend, "passed": self.passed,
+            "tolerance": asdict(tol),
+            "depth": {"abs_rel": self.depth_abs_rel, "max_abs": self.depth_max_abs,
+                      "mean_abs": self.depth_mean_abs, "clipped_fraction": self.clipped_fraction},
+            "components": {c: [asdict(d) for d in diffs] for c, diffs in self.components.items()},
+        }
+
+    def check(self) -> None:
+        """Raise ExportError listing every value beyond tolerance."""
+        bad = self.failures()
+        if bad:
+            raise ExportError(
+                f"{self.precision} parity check failed on {self.backend}: {'; '.join(bad)}. "
+                "The exported graphs do not reproduce the PyTorch model; nothing was written."
+            )

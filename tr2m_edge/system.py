@@ -78,6 +78,58 @@ def cuda_device_count() -> int:
         return 0
 
 
+@dataclass(frozen=True)
+class GpuInfo:
+    """One CUDA device, as cuda-python reports it."""
+
+    index: int
+    name: str
+    compute_capability: tuple[int, int]
+    total_memory: int  # bytes
+
+    @classmethod
+    def from_properties(cls, index: int, prop: Any) -> "GpuInfo":
+        """From a ``cudaDeviceProp`` (cuda-python's ``cudaGetDeviceProperties``)."""
+        raw = prop.name
+        name = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        return cls(index, name.rstrip("\x00"), (int(prop.major), int(prop.minor)), int(prop.totalGlobalMem))
+
+
+def gpu_info(index: int = 0) -> GpuInfo | None:
+    """CUDA device ``index`` through cuda-python, or None when there is none (never raises)."""
+    try:
+        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
+
+        err, prop = cudart.cudaGetDeviceProperties(index)
+        return GpuInfo.from_properties(index, prop) if int(err) == 0 else None
+    except Exception:  # noqa: BLE001 - probing only
+        return None
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """A GPU and TensorRT version: what engines were built for, or what a machine has."""
+
+    gpu: str
+    compute_capability: str  # "8.7"
+    tensorrt: str  # "10.3.0"
+
+    def describe(self) -> str:
+        return f"{self.gpu} (sm {self.compute_capability}) / TRT {self.tensorrt}"
+
+
+def engine_target(index: int = 0) -> EngineTarget | None:
+    """The one "which GPU and TensorRT is here" probe: GPU ``index`` and the installed
+    TensorRT, or None when either is missing. Used by export (engines are built for it)
+    and by the runtime (engines must match it). Never raises."""
+    version = tensorrt_version()
+    gpu = gpu_info(index) if version is not None else None
+    if version is None or gpu is None:
+        return None
+    major, minor = gpu.compute_capability
+    return EngineTarget(gpu.name, f"{major}.{minor}", version)
+
+
 def collect(with_torch: bool = True) -> SystemInfo:
     info = SystemInfo(versions={p: package_version(p) for p in PACKAGES})
     info.ort_providers = ort_providers()

@@ -30,9 +30,9 @@ from pathlib import Path
 import ftfy
 import numpy as np
 
+from tr2m_edge.config import CONTEXT_LENGTH
 from tr2m_edge.errors import InputError
 
-CONTEXT_LENGTH = 77
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 NUM_MERGES = 49152 - 256 - 2  # merges used by CLIP; the file holds more lines
 START_TOKEN = "<start_of_text>"

@@ -17,7 +17,6 @@ _EXPORTS = {
     "LossConfig": "losses", "Trainer": "trainer", "TrainResult": "trainer",
     "evaluate": "evaluation", "evaluate_checkpoint": "evaluation", "EvalResult": "evaluation",
     "load_trained_model": "state",
-    "demo_train": "demo", "demo_config": "demo",
 }
 
 __all__ = sorted(_EXPORTS)

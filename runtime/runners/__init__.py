@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tr2m_edge.runtime.runners.base import Runner, TensorMeta
+from tr2m_edge.runtime.runners.base import Runner
 from tr2m_edge.runtime.runners.onnxrt import OrtRunner
 from tr2m_edge.runtime.runners.trt import TrtRunner
 
-__all__ = ["OrtRunner", "Runner", "TensorMeta", "TorchRunner", "TrtRunner"]
+__all__ = ["OrtRunner", "Runner", "TorchRunner", "TrtRunner"]
 
 
 def __getattr__(name: str) -> Any:

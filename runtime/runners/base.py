@@ -2,8 +2,10 @@
 
 A runner wraps one compiled graph (an ONNX Runtime session, a TensorRT engine, a PyTorch
 module) behind ``activate / get_input_metadata / infer / deactivate``. The base class
-checks input names, dtypes and shapes against the graph's metadata and times each call;
-subclasses only fill in the ``*_impl`` methods.
+checks input names, dtypes and shapes against the graph's metadata (the contract's
+:class:`~tr2m_edge.contract.TensorSpec`) and times each call; subclasses only fill in the
+``*_impl`` methods. A runner class also declares which frame plan the executor's device
+plan uses for it (:attr:`Runner.frame_plan`).
 
 Values passed to :meth:`Runner.infer` are numpy arrays, or the backend's own device
 arrays (``torch.Tensor``, ``onnxruntime.OrtValue``) so that device-resident
@@ -13,13 +15,15 @@ intermediates can move between stages without host copies.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
+from tr2m_edge.contract import TensorSpec
 from tr2m_edge.errors import BackendError, InputError
 
 log = logging.getLogger(__name__)
@@ -29,23 +33,6 @@ _ORT_TYPES = {
     "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32",
     "tensor(int64)": "int64", "tensor(bool)": "bool", "tensor(uint16)": "uint16",
 }
-
-
-@dataclass(frozen=True)
-class TensorMeta:
-    """Name, dtype (numpy name, e.g. ``float32``) and shape of a graph input or output.
-
-    A shape entry is an int for a fixed dimension and ``None`` (or a symbolic name) for a
-    dynamic one.
-    """
-
-    name: str
-    dtype: str
-    shape: tuple[int | str | None, ...]
-
-    def describe(self) -> str:
-        dims = ", ".join("?" if not isinstance(d, int) or d < 0 else str(d) for d in self.shape)
-        return f"{self.name} {self.dtype} ({dims})"
 
 
 def ort_type_to_numpy(type_name: str) -> str:
@@ -70,12 +57,14 @@ def value_info(value: Any) -> tuple[tuple[int, ...], str]:
 class Runner(abc.ABC):
     """Runs one graph on named arrays. Use as a context manager or call activate/deactivate."""
 
+    frame_plan = "host"  # the device plan's frame work for these runners (see tr2m_edge.runtime.plans)
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.is_active = False
         self.last_inference_ms = 0.0
-        self._inputs: dict[str, TensorMeta] | None = None
-        self._outputs: dict[str, TensorMeta] | None = None
+        self._inputs: dict[str, TensorSpec] | None = None
+        self._outputs: dict[str, TensorSpec] | None = None
 
     # ------------------------------------------------------------------ public API
     def activate(self) -> "Runner":
@@ -112,12 +101,12 @@ class Runner(abc.ABC):
         """
         return "cpu"
 
-    def get_input_metadata(self) -> dict[str, TensorMeta]:
+    def get_input_metadata(self) -> dict[str, TensorSpec]:
         """Expected inputs, by name."""
         self._require_active()
         return dict(self._inputs or {})
 
-    def get_output_metadata(self) -> dict[str, TensorMeta]:
+    def get_output_metadata(self) -> dict[str, TensorSpec]:
         """Produced outputs, by name."""
         self._require_active()
         return dict(self._outputs or {})
@@ -193,11 +182,11 @@ class Runner(abc.ABC):
         """Create sessions / engines / buffers."""
 
     @abc.abstractmethod
-    def get_input_metadata_impl(self) -> list[TensorMeta]:
+    def get_input_metadata_impl(self) -> list[TensorSpec]:
         """Inputs of the active graph."""
 
     @abc.abstractmethod
-    def get_output_metadata_impl(self) -> list[TensorMeta]:
+    def get_output_metadata_impl(self) -> list[TensorSpec]:
         """Outputs of the active graph."""
 
     @abc.abstractmethod
@@ -207,3 +196,13 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def deactivate_impl(self) -> None:
         """Free what activate_impl created."""
+
+
+@contextlib.contextmanager
+def activated(runners: Mapping[str, Runner]) -> Iterator[dict[str, Runner]]:
+    """Activate every runner for a ``with`` block and deactivate them all after (also on error)."""
+    try:
+        yield {name: runner.activate() for name, runner in runners.items()}
+    finally:
+        for runner in runners.values():
+            runner.deactivate()

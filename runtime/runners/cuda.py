@@ -9,12 +9,12 @@ TensorRT runner and the GPU check need: streams, events, device buffers and pinn
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tr2m_edge.errors import BackendError
+from tr2m_edge.system import GpuInfo, cuda_device_count
 
 
 def _cudart() -> Any:
@@ -46,22 +46,10 @@ def check(result: Any, what: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    """The current CUDA device."""
-
-    index: int
-    name: str
-    compute_capability: tuple[int, int]
-    total_memory: int  # bytes
-
-
-def device_info(index: int = 0) -> DeviceInfo:
+def device_info(index: int = 0) -> GpuInfo:
     """Name, compute capability and memory of CUDA device ``index`` (BackendError without one)."""
-    cudart = _cudart()
-    prop = check(cudart.cudaGetDeviceProperties(index), f"cudaGetDeviceProperties({index})")
-    name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
-    return DeviceInfo(index, name.rstrip("\x00"), (int(prop.major), int(prop.minor)), int(prop.totalGlobalMem))
+    return GpuInfo.from_properties(index, check(_cudart().cudaGetDeviceProperties(index),
+                                                f"cudaGetDeviceProperties({index})"))
 
 
 class Stream:
@@ -180,6 +168,4 @@ def copy_to_host(dst: np.ndarray, src: DeviceBuffer, stream: Stream) -> None:
 
 def has_cuda_device() -> bool:
     """True when cuda-python sees at least one CUDA device (never raises)."""
-    from tr2m_edge.system import cuda_device_count
-
     return cuda_device_count() > 0

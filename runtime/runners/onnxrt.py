@@ -16,7 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from tr2m_edge.errors import BackendError
-from tr2m_edge.runtime.runners.base import Runner, TensorMeta, ort_type_to_numpy
+from tr2m_edge.contract import TensorSpec
+from tr2m_edge.runtime.runners.base import Runner, ort_type_to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +157,10 @@ class OrtRunner(Runner):
         self.session = None
 
     # ------------------------------------------------------------------ metadata
-    def get_input_metadata_impl(self) -> list[TensorMeta]:
+    def get_input_metadata_impl(self) -> list[TensorSpec]:
         return [_meta(i) for i in self.session.get_inputs()]
 
-    def get_output_metadata_impl(self) -> list[TensorMeta]:
+    def get_output_metadata_impl(self) -> list[TensorSpec]:
         return [_meta(o) for o in self.session.get_outputs()]
 
     # ------------------------------------------------------------------ inference
@@ -197,9 +198,9 @@ class OrtRunner(Runner):
         return out
 
 
-def _meta(node: Any) -> TensorMeta:
+def _meta(node: Any) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) else (str(d) if d else None) for d in node.shape)
-    return TensorMeta(node.name, ort_type_to_numpy(node.type), shape)
+    return TensorSpec(node.name, ort_type_to_numpy(node.type), shape)
 
 
 def _host(value: Any) -> Any:

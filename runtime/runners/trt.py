@@ -6,8 +6,8 @@ stream, async D2H copies, one stream synchronise. Buffers grow on demand and are
 TensorRT is imported only when a runner is activated, so this module imports anywhere.
 
 Engines are not portable across GPUs or TensorRT versions; the backend choice compares a
-bundle's engine metadata with :func:`engine_target_here` (rule: core ``check_engine_target``)
-before the first frame.
+bundle's engine metadata with :func:`tr2m_edge.system.engine_target` (rule: core
+``check_engine_target``) before the first frame.
 """
 
 from __future__ import annotations
@@ -18,25 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from tr2m_edge.bundle import EngineTarget
+import tr2m_edge.runtime.runners.cuda as cuda
+from tr2m_edge.contract import TensorSpec
 from tr2m_edge.errors import BackendError
-from tr2m_edge.runtime.runners import cuda
-from tr2m_edge.system import import_tensorrt as _import_tensorrt
-from tr2m_edge.runtime.runners.base import Runner, TensorMeta
+from tr2m_edge.runtime.runners.base import Runner
+from tr2m_edge.system import import_tensorrt
 
 log = logging.getLogger(__name__)
-
-
-def import_tensorrt() -> Any:
-    """``import tensorrt`` or a BackendError that says how to get it."""
-    return _import_tensorrt("otherwise pick --backend ort-cuda / ort-cpu")
-
-
-def engine_target_here(device_id: int = 0) -> EngineTarget:
-    """This machine's GPU (through cuda-python) and installed TensorRT version."""
-    dev = cuda.device_info(device_id)
-    major, minor = dev.compute_capability
-    return EngineTarget(dev.name, f"{major}.{minor}", str(import_tensorrt().__version__))
 
 
 class TrtRunner(Runner):
@@ -65,7 +53,7 @@ class TrtRunner(Runner):
         return "cuda"
 
     def activate_impl(self) -> None:
-        trt = self._trt = import_tensorrt()
+        trt = self._trt = import_tensorrt("otherwise pick --backend ort-cuda / ort-cpu")
         data = self.engine_source if isinstance(self.engine_source, bytes) else self._read()
         cuda.check(cuda._cudart().cudaSetDevice(self.device_id), f"cudaSetDevice({self.device_id})")
         logger = trt.Logger(trt.Logger.WARNING)
@@ -93,7 +81,7 @@ class TrtRunner(Runner):
             raise BackendError(f"TensorRT engine not found: {path}.")
         return path.read_bytes()
 
-    def _meta(self, want_input: bool) -> list[TensorMeta]:
+    def _meta(self, want_input: bool) -> list[TensorSpec]:
         trt = self._trt
         metas = []
         for name, is_input in self._io:
@@ -101,13 +89,13 @@ class TrtRunner(Runner):
                 continue
             dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))).name
             shape = tuple(int(d) if int(d) >= 0 else None for d in self.engine.get_tensor_shape(name))
-            metas.append(TensorMeta(name, dtype, shape))
+            metas.append(TensorSpec(name, dtype, shape))
         return metas
 
-    def get_input_metadata_impl(self) -> list[TensorMeta]:
+    def get_input_metadata_impl(self) -> list[TensorSpec]:
         return self._meta(True)
 
-    def get_output_metadata_impl(self) -> list[TensorMeta]:
+    def get_output_metadata_impl(self) -> list[TensorSpec]:
         return self._meta(False)
 
     def infer_impl(self, feed: dict[str, Any]) -> dict[str, Any]:

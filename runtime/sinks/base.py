@@ -1,11 +1,8 @@
-"""The sink interface and atomic file writes (readers never see a half-written file)."""
+"""The sink interface: results in, files or windows out, finalised on close."""
 
 from __future__ import annotations
 
 import abc
-import os
-import tempfile
-from pathlib import Path
 
 from tr2m_edge.runtime.results import MetricDepth
 
@@ -27,16 +24,3 @@ class Sink(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same folder + rename: the file is complete or absent."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

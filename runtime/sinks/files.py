@@ -18,7 +18,8 @@ import numpy as np
 
 from tr2m_edge.errors import InputError
 from tr2m_edge.runtime.results import MetricDepth
-from tr2m_edge.runtime.sinks.base import Sink, write_bytes_atomic
+from tr2m_edge.fileio import write_bytes_atomic
+from tr2m_edge.runtime.sinks.base import Sink
 
 MM_PER_M = 1000.0
 

@@ -2,11 +2,12 @@ import pytest
 import torch
 
 from tr2m_edge.checkpoint import (
-    Checkpoint, import_official, load_checkpoint, load_head_state, save_checkpoint,
+    Checkpoint, import_official, load_checkpoint, save_checkpoint,
 )
 from tr2m_edge.config import get_preset
 from tr2m_edge.errors import CheckpointError
 from tr2m_edge.model import build_head
+from tr2m_edge.model.head import load_head_state
 
 
 def _official_state(preset: str = "paper", ddp: bool = False, listed: bool = False) -> dict:

@@ -26,16 +26,23 @@ def _randomise(head: torch.nn.Module) -> None:
                 p.copy_(base + 0.5 * torch.randn(p.shape, generator=g))
 
 
-def test_folded_bias_equals_full_cross_attention_tiny():
-    cfg = get_preset("tiny").head
+def _folded_and_reference(preset: str, batch: int, grid: tuple[int, int]):
+    """A randomised head of ``preset``: (head, feats, A, B folded, A, B through the full cross-attention)."""
+    cfg = get_preset(preset).head
     head = ScaleMapHead(cfg).eval()
     _randomise(head)
-    grid = (10, 13)
-    feats = torch.randn(3, grid[0] * grid[1], cfg.in_channels)
-    text = torch.randn(3, cfg.text_dim)
+    feats = torch.randn(batch, grid[0] * grid[1], cfg.in_channels)
+    text = torch.randn(batch, cfg.text_dim)
     with torch.no_grad():
         a_ref, b_ref = head.forward_reference(feats, text, grid)
         a, b = head.forward_frame(feats, head.scene_bias(text), grid)
+    return head, feats, a, b, a_ref, b_ref
+
+
+def test_folded_bias_equals_full_cross_attention_tiny():
+    grid = (10, 13)
+    head, feats, a, b, a_ref, b_ref = _folded_and_reference("tiny", 3, grid)
+    cfg = head.cfg
     assert a.shape == (3, 1, 140, 182) and b.shape == a.shape
     assert (a - a_ref).abs().max() <= 1e-5
     assert (b - b_ref).abs().max() <= 1e-5
@@ -62,15 +69,7 @@ def test_folded_block_equals_reference_block():
 
 
 def test_folded_bias_equals_full_cross_attention_paper_width():
-    cfg = get_preset("paper").head
-    head = ScaleMapHead(cfg).eval()
-    _randomise(head)
-    grid = (4, 5)
-    feats = torch.randn(1, grid[0] * grid[1], cfg.in_channels)
-    text = torch.randn(1, cfg.text_dim)
-    with torch.no_grad():
-        a_ref, b_ref = head.forward_reference(feats, text, grid)
-        a, b = head.forward_frame(feats, head.scene_bias(text), grid)
+    _, _, a, b, a_ref, b_ref = _folded_and_reference("paper", 1, (4, 5))
     assert (a - a_ref).abs().max() <= 1e-5 * max(1.0, a_ref.abs().max().item())
     assert (b - b_ref).abs().max() <= 1e-5 * max(1.0, b_ref.abs().max().item())
 

@@ -19,7 +19,7 @@ print(json.dumps({
 CORE_PROBE = """
 import json, sys
 import tr2m_edge.config, tr2m_edge.bundle, tr2m_edge.preprocess, tr2m_edge.metrics, tr2m_edge.errors
-import tr2m_edge.system, tr2m_edge.synthetic, tr2m_edge.tokenizer, tr2m_edge.scenes, tr2m_edge.runtime
+import tr2m_edge.system, tr2m_edge.synthetic, tr2m_edge.tokenizer, tr2m_edge.caption_cache, tr2m_edge.contract, tr2m_edge.runtime
 print(json.dumps("torch" in sys.modules))
 """
 

@@ -14,9 +14,12 @@ import torch
 from tr2m_edge.bundle import open_bundle
 from tr2m_edge.errors import BundleError, ConfigError, ExportError
 from tr2m_edge.export import export_bundle
-from tr2m_edge.model.summary import random_encoder_config
 from tr2m_edge.export.graphs import example_frame
-from tr2m_edge.export.parity import TOLERANCES, Tolerance, abs_rel, check_parity, ort_runner, run_chain, torch_reference
+from tr2m_edge.model.summary import random_encoder_config
+from tr2m_edge.export.parity import torch_reference
+from tr2m_edge.parity import TOLERANCES, Tolerance, abs_rel
+from tr2m_edge.runtime.comparator import check_parity, run_chain
+from tr2m_edge.runtime.runners import OrtRunner
 from tr2m_edge.tokenizer import ClipTokenizer
 
 EXPORT_FRAME = (150, 200)  # the dynamic bundle's frame, as in conftest.py
@@ -29,7 +32,7 @@ def runners_of(bundle, precision="fp32"):
         if comp == "tokenizer":
             continue
         entry = bundle.manifest.find(comp, precision) or bundle.manifest.find(comp, "fp32")
-        out[comp] = ort_runner(bundle.path(entry))
+        out[comp] = OrtRunner(bundle.path(entry)).activate()
     return out
 
 
@@ -53,8 +56,8 @@ def test_fp32_and_fp16_round_trip_with_parity(fp16_bundle, export_model):
     ref = torch_reference(export_model, frame, ids, dynamic_frame=True)
     assert ref.depth.shape == (1, 1, 123, 171)
     assert float(np.std(ref.depth)) > 0.05 and (ref.depth < export_model.cfg.max_depth).mean() > 0.9  # not clipped flat
-    fp32 = check_parity(runners_of(bundle, "fp32"), ref, precision="fp32", dynamic_frame=True)
-    fp16 = check_parity(runners_of(bundle, "fp16"), ref, precision="fp16", dynamic_frame=True)
+    fp32 = check_parity(runners_of(bundle, "fp32"), ref, export_model.cfg, precision="fp32")
+    fp16 = check_parity(runners_of(bundle, "fp16"), ref, export_model.cfg, precision="fp16")
     assert fp32.passed and fp32.depth_abs_rel < 1e-4, fp32.failures()
     assert fp16.passed and 0 < fp16.depth_abs_rel < 0.01, fp16.failures()
     assert fp16.depth_abs_rel > fp32.depth_abs_rel  # the fp16 files really are lower precision
@@ -65,11 +68,11 @@ def test_folded_head_bundle_equals_full_cross_attention_model(fp16_bundle, expor
     frame = example_frame((97, 131), seed=11).numpy()
     tok = ClipTokenizer()
     ref = torch_reference(export_model, frame, tok([CAPTION]), reference=True, dynamic_frame=True)
-    got = run_chain(runners_of(bundle), frame, tok([CAPTION]), dynamic_frame=True)["depth"]
+    got = run_chain(runners_of(bundle), export_model.cfg, frame, tok([CAPTION]))["depth"]
     assert got.shape == ref.depth.shape == (1, 1, 97, 131)
     assert abs_rel(got, ref.depth) < 1e-4
     # Non-vacuous: another caption's bias gives a measurably different depth map.
-    other = run_chain(runners_of(bundle), frame, tok(["a snowy mountain road at night"]), dynamic_frame=True)["depth"]
+    other = run_chain(runners_of(bundle), export_model.cfg, frame, tok(["a snowy mountain road at night"]))["depth"]
     assert abs_rel(other, ref.depth) > 100 * abs_rel(got, ref.depth)
 
 

@@ -10,14 +10,14 @@ import onnxruntime as ort
 import torch
 
 from tr2m_edge.export.dynamic import export_patches, interpolate_position_embeddings
-from tr2m_edge.export.graphs import DepthGraph, ImageEncoderGraph
+from tr2m_edge.model.components import DepthComponent, ImageComponent
 from tr2m_edge.export.onnx_export import GraphSpec, export_graph
 
 AXES = {"image": {0: "batch", 2: "height", 3: "width"}, "relative_depth": {0: "batch", 2: "height", 3: "width"}}
 
 
 def test_unpatched_dynamic_export_is_silently_wrong_and_the_patched_one_is_right(tmp_path, export_model):
-    graph = DepthGraph(export_model.depth_encoder).eval()
+    graph = DepthComponent(export_model.depth_encoder).eval()
     x = torch.randn(1, 3, 140, 182)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -38,7 +38,7 @@ def test_unpatched_dynamic_export_is_silently_wrong_and_the_patched_one_is_right
 
 
 def test_patches_are_restored_even_after_an_error(export_model):
-    graph = ImageEncoderGraph(export_model.image_encoder)
+    graph = ImageComponent(export_model.image_encoder)
     emb = export_model.image_encoder.model.embeddings
     assert "interpolate_pos_encoding" not in emb.__dict__
     try:
@@ -48,13 +48,13 @@ def test_patches_are_restored_even_after_an_error(export_model):
     except RuntimeError:
         pass
     assert "interpolate_pos_encoding" not in emb.__dict__
-    with export_patches(DepthGraph(export_model.depth_encoder), (140, 182), dynamic=True) as n:
+    with export_patches(DepthComponent(export_model.depth_encoder), (140, 182), dynamic=True) as n:
         assert n == 2  # the backbone embeddings and the Depth Anything head
     assert "forward" not in export_model.depth_encoder.model.head.__dict__
 
 
 def test_patched_encoders_compute_what_the_originals_compute(export_model):
-    graph = ImageEncoderGraph(export_model.image_encoder).eval()
+    graph = ImageComponent(export_model.image_encoder).eval()
     for size in ((140, 182), (518, 518)):  # 518x518 is the 37x37 early-return case
         x = torch.randn(1, 3, *size)
         with torch.no_grad():
@@ -67,7 +67,7 @@ def test_patched_encoders_compute_what_the_originals_compute(export_model):
 
 
 def test_fixed_export_bakes_the_position_embeddings(tmp_path, export_model):
-    graph = ImageEncoderGraph(export_model.image_encoder).eval()
+    graph = ImageComponent(export_model.image_encoder).eval()
     x = torch.randn(1, 3, 140, 182)
     fixed = export_graph(GraphSpec("image_encoder", graph, (x,), ("image",), ("image_tokens",), input_size=(140, 182)),
                          tmp_path / "fixed.onnx")

@@ -20,7 +20,7 @@ def run_cli(args, capsys):
 def checkpoint(tmp_path_factory):
     from tr2m_edge.checkpoint import save_checkpoint
     from tr2m_edge.config import get_preset
-    from tr2m_edge.export import random_head_checkpoint
+    from tr2m_edge.checkpoint import random_head_checkpoint
 
     return save_checkpoint(random_head_checkpoint(get_preset("tiny")), tmp_path_factory.mktemp("ckpt") / "best.pt")
 

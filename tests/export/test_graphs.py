@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from tr2m_edge.config import PreprocessConfig
-from tr2m_edge.export.graphs import HeadGraph, PreprocessGraph, graph_io
+from tr2m_edge.contract import component_io, names
+from tr2m_edge.model.components import HeadComponent, PreprocessComponent
 from tr2m_edge.export.onnx_export import GraphSpec, export_graph
-from tr2m_edge.model.tr2m import postprocess_depth
+from tr2m_edge.model import postprocess_depth
 from tr2m_edge.preprocess import preprocess_frame, preprocess_tensor
 
 
@@ -20,7 +21,7 @@ def test_uint8_preprocess_graph_equals_numpy_and_torch_preprocessing(tmp_path, f
     rng = np.random.default_rng(0)
     sizes = [(150, 200)] if fixed else [(150, 200), (97, 131), (140, 182), (480, 640)]
     example = torch.from_numpy(rng.integers(0, 256, (*sizes[0], 3), dtype=np.uint8))
-    spec = GraphSpec("preprocess", PreprocessGraph(cfg), (example,), ("frame",), ("image",),
+    spec = GraphSpec("preprocess", PreprocessComponent(cfg), (example,), ("frame",), ("image",),
                      dynamic_axes={} if fixed else {"frame": {0: "frame_height", 1: "frame_width"}})
     path = export_graph(spec, tmp_path / "preprocess.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -44,7 +45,7 @@ def test_uint8_preprocess_graph_equals_numpy_and_torch_preprocessing(tmp_path, f
 def test_head_graph_post_processing_matches_the_model(export_model):
     """NaN -> min, negative/too large -> clipped, resized to the frame like postprocess_depth."""
     cfg = export_model.cfg
-    graph = HeadGraph(export_model.head, cfg.min_depth, cfg.max_depth, frame_size=(150, 200)).eval()
+    graph = HeadComponent(export_model.head, cfg.min_depth, cfg.max_depth, frame_size=(150, 200)).eval()
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(1, 130, 48, generator=gen)
     rel = torch.rand(1, 1, 140, 182, generator=gen) * 5
@@ -58,6 +59,11 @@ def test_head_graph_post_processing_matches_the_model(export_model):
     assert torch.equal(depth, want)
     assert float(depth.min()) == pytest.approx(cfg.min_depth) and float(depth.max()) <= cfg.max_depth
     assert torch.isfinite(depth).all()
+
+
+def graph_io(component, cfg, frame_size):
+    inputs, outputs = component_io(cfg, frame_size)[component]
+    return names(inputs), names(outputs)
 
 
 def test_graph_io_names_follow_the_runtime_contract(export_model):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from tr2m_edge.errors import ExportError
-from tr2m_edge.export.graphs import HeadGraph, SceneBiasGraph
+from tr2m_edge.model.components import HeadComponent, SceneBiasComponent
 from tr2m_edge.export.onnx_export import GraphSpec, check_exporter, export_graph, opset_of
 
 
@@ -19,7 +19,7 @@ def test_dynamo_exporter_gives_the_same_head(tmp_path, export_model):
     gen = torch.Generator().manual_seed(0)
     args = (torch.randn(2, 130, 48, generator=gen), torch.rand(2, 1, 140, 182, generator=gen) * 5,
             torch.randn(2, 48, generator=gen) * 0.1, torch.tensor([150, 200]))
-    spec = GraphSpec("head", HeadGraph(export_model.head, cfg.min_depth, cfg.max_depth, None).eval(), args,
+    spec = GraphSpec("head", HeadComponent(export_model.head, cfg.min_depth, cfg.max_depth, None).eval(), args,
                      ("image_tokens", "relative_depth", "scene_bias", "frame_hw"), ("depth", "scale", "shift"),
                      dynamic_axes={"depth": {2: "frame_height", 3: "frame_width"}})
     path = export_graph(spec, tmp_path / "head.onnx", exporter="dynamo", opset=18)
@@ -36,7 +36,7 @@ def test_dynamo_exporter_gives_the_same_head(tmp_path, export_model):
 
 
 def test_contract_names_and_errors(tmp_path, export_model):
-    spec = GraphSpec("scene_bias", SceneBiasGraph(export_model.head), (torch.randn(1, 64),),
+    spec = GraphSpec("scene_bias", SceneBiasComponent(export_model.head), (torch.randn(1, 64),),
                      ("text_embedding",), ("scene_bias",))
     path = export_graph(spec, tmp_path / "bias.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

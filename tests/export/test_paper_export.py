@@ -13,7 +13,8 @@ import pytest
 
 from tr2m_edge.bundle import open_bundle
 from tr2m_edge.config import get_preset
-from tr2m_edge.export import export_bundle, random_head_checkpoint
+from tr2m_edge.checkpoint import random_head_checkpoint
+from tr2m_edge.export import export_bundle
 from tr2m_edge.model.summary import random_encoder_config
 
 

@@ -6,10 +6,11 @@ import importlib.util
 
 import pytest
 
-from tr2m_edge.bundle import ComponentFile, Manifest
+from tr2m_edge.bundle import ComponentFile, Manifest, check_engine_compat
 from tr2m_edge.config import get_preset
 from tr2m_edge.errors import BundleError
-from tr2m_edge.export.tensorrt import DeviceInfo, check_engine_compat, current_device, engine_profile
+from tr2m_edge.export.tensorrt import engine_profile
+from tr2m_edge.system import EngineTarget, engine_target
 
 BUILT = {"version": "10.3.0", "gpu": "Orin (nvgpu)", "compute_capability": "8.7", "precision": "fp16"}
 
@@ -22,12 +23,12 @@ def manifest(with_engine=True, tensorrt=BUILT):
 
 
 def test_same_device_is_accepted():
-    check_engine_compat(manifest(), DeviceInfo("Orin (nvgpu)", "8.7", "10.3.0.26"))
-    check_engine_compat(manifest(with_engine=False), None, probe=False)  # no engines: nothing to check
+    check_engine_compat(manifest(), EngineTarget("Orin (nvgpu)", "8.7", "10.3.0.26"))
+    check_engine_compat(manifest(with_engine=False), None)  # no engines: nothing to check
 
 
-@pytest.mark.parametrize("device", [DeviceInfo("NVIDIA GeForce RTX 4090", "8.9", "10.3.0"),
-                                    DeviceInfo("Orin (nvgpu)", "8.7", "10.7.0")])
+@pytest.mark.parametrize("device", [EngineTarget("NVIDIA GeForce RTX 4090", "8.9", "10.3.0"),
+                                    EngineTarget("Orin (nvgpu)", "8.7", "10.7.0")])
 def test_other_gpu_or_tensorrt_is_refused_with_rebuild_advice(device):
     with pytest.raises(BundleError) as info:
         check_engine_compat(manifest(), device)
@@ -39,7 +40,7 @@ def test_other_gpu_or_tensorrt_is_refused_with_rebuild_advice(device):
 
 def test_no_gpu_is_refused():
     with pytest.raises(BundleError, match="this device has no TensorRT/CUDA GPU: run the ONNX files instead"):
-        check_engine_compat(manifest(), None, probe=False)
+        check_engine_compat(manifest(), None)
 
 
 def test_engine_profile_covers_half_to_twice_the_input_size():
@@ -50,16 +51,16 @@ def test_engine_profile_covers_half_to_twice_the_input_size():
     assert tokens[1] == (1, 31 * 40, 1024)
 
 
-def test_current_device_is_none_without_tensorrt():
+def test_engine_target_is_none_without_tensorrt():
     if importlib.util.find_spec("tensorrt") is None:
-        assert current_device() is None
+        assert engine_target() is None
 
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 def test_engines_build_and_pass_parity(tmp_path, export_model):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
-    device = current_device()
+    device = engine_target()
     if device is None:
         pytest.skip("no CUDA GPU visible")
     from tr2m_edge.bundle import open_bundle

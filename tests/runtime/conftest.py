@@ -21,7 +21,7 @@ def make_checkpoint():
     seeded) whose shift bias puts B at 4 / max_depth, so depth stays below the clip: with the
     raw random head most pixels sit at max_depth and a parity check would compare constants."""
     from tr2m_edge.config import get_preset
-    from tr2m_edge.export.bundle_writer import random_head_checkpoint
+    from tr2m_edge.checkpoint import random_head_checkpoint
 
     return random_head_checkpoint(get_preset("tiny"), seed=0)
 

@@ -22,7 +22,7 @@ from tr2m_edge.errors import ConfigError, InputError
 from tr2m_edge.runtime import ArraySource, Executor, Mode, OrtRunner
 from tr2m_edge.runtime.executor import LatestSlot
 from tr2m_edge.runtime.sources import FrameSource
-from tr2m_edge.runtime.stages import FrameStages, SceneState
+from tr2m_edge.runtime.stages import CaptionState, FrameStages
 
 
 PLANS = ("threads", "device")
@@ -133,7 +133,7 @@ def test_nonfinite_depth_is_clamped_and_counted(tmp_path):
     graphs = nonfinite_graphs(tmp_path, size)
     cfg = get_preset("tiny").replace(min_depth=0.5, max_depth=20.0)
     stages = FrameStages({k: OrtRunner(p) for k, p in graphs.items()}, cfg, size).activate()
-    scene = SceneState()
+    scene = CaptionState()
     scene.set("x", np.zeros((1, 4), np.float32))
     frame = np.full((*size, 3), 104, np.uint8)  # 1 / sqrt(4) = 0.5 m
     frame[0, 0, 0], frame[1, 1, 0], frame[2, 2, 0] = 100, 99, 200  # +inf, NaN, 0.1 m
@@ -196,15 +196,16 @@ def test_unknown_mode_is_rejected():
 # ---------------------------------------------------------------- plan choice
 def test_the_plan_follows_the_runners_device(ort_pipeline, torch_reference, tiny_bundle):
     from tr2m_edge.runtime import TorchRunner, TrtRunner
-    from tr2m_edge.runtime.runners.torch_runner import TorchFramePlan
-    from tr2m_edge.runtime.stages import HostFramePlan
+    from tr2m_edge.runtime.plans.device import frame_plan_for
+    from tr2m_edge.runtime.plans.frame import HostFramePlan
+    from tr2m_edge.runtime.plans.torch_frame import TorchFramePlan
 
     assert ort_pipeline.executor_for("throughput").plan == "threads"  # ONNX Runtime on the CPU
     assert ort_pipeline.executor_for("latency").plan == "threads"
     assert ort_pipeline.executor_for("serial", plan="device").plan == "serial"
     assert torch_reference.executor_for("throughput").plan == "threads"  # PyTorch on the CPU
-    assert isinstance(ort_pipeline.stages.frame_plan(), HostFramePlan)
-    assert isinstance(torch_reference.stages.frame_plan(), TorchFramePlan)
+    assert isinstance(frame_plan_for(ort_pipeline.stages), HostFramePlan)
+    assert isinstance(frame_plan_for(torch_reference.stages), TorchFramePlan)
     # Where a runner computes is known before activation, so no GPU is needed to check the choice.
     onnx = str(tiny_bundle / "depth.onnx")
     assert OrtRunner(onnx, providers=("cpu",)).device_kind == "cpu"
@@ -216,11 +217,11 @@ def test_the_plan_follows_the_runners_device(ort_pipeline, torch_reference, tiny
     gpu = FrameStages({"preprocess": OrtRunner(onnx, providers=("cpu",)), "depth": TrtRunner(b"engine"),
                        "head": OrtRunner(onnx, providers=("cuda",))}, get_preset("tiny"), FRAME_SIZE)
     assert gpu.device_kind == "cuda"
-    executor = Executor(gpu, SceneState(), mode="latency")
+    executor = Executor(gpu, CaptionState(), mode="latency")
     assert executor.plan == "device" and "GPU" in executor.plan_reason
-    assert Executor(gpu, SceneState(), mode="throughput", plan="threads").plan == "threads"
+    assert Executor(gpu, CaptionState(), mode="throughput", plan="threads").plan == "threads"
     with pytest.raises(ConfigError, match="Unknown executor plan 'fast'. Available: auto, threads, device"):
-        Executor(gpu, SceneState(), plan="fast")
+        Executor(gpu, CaptionState(), plan="fast")
 
 
 # ---------------------------------------------------------------- device plan over PyTorch runners

@@ -150,7 +150,7 @@ def test_torch_backend_from_a_bundle_runs_on_torch_runners(tiny_bundle, tiny_che
 
 
 def test_a_cached_scene_name_selects_its_caption(ort_pipeline):
-    name = next(n for n, c in ort_pipeline.scene_names.items() if c == CAPTIONS[0])  # pre-cached at export
+    name = next(n for n, c in ort_pipeline.cached_captions.items() if c == CAPTIONS[0])  # pre-cached at export
     assert name != CAPTIONS[0]
     ort_pipeline.set_scene(name)
     assert ort_pipeline.caption == CAPTIONS[0]

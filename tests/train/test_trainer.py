@@ -182,12 +182,3 @@ def test_datasets_can_train_at_their_own_input_size(tmp_path: Path) -> None:
     assert trainer.datasets[1][(0, 0)]["image"].shape == (3, 42, 56)
     rows = [h for h in trainer.fit().history if h["event"] == "train"]
     assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)
-
-
-def test_demo_train_returns_a_loadable_best_checkpoint(tmp_path: Path) -> None:
-    from tr2m_edge.train import demo_config, demo_train
-
-    cfg = demo_config(tmp_path, steps=300)
-    assert cfg.model == "tiny" and cfg.steps == 300 and cfg.val is not None and not cfg.augment
-    best = demo_train(tmp_path / "demo", steps=2, progress=False)
-    assert best == tmp_path / "demo" / "best.pt" and load_checkpoint(best).step == 2

@@ -9,25 +9,24 @@ from __future__ import annotations
 import logging
 import sys
 
-import typer
 from rich.console import Console
+from rich.markup import escape
 
+from tr2m_edge.cli.app import app
 from tr2m_edge.errors import Tr2mError
 
-app = typer.Typer(
-    name="tr2m-edge",
-    help="Metric depth from one camera: train, export and run TR2M on GPUs, Jetsons and CPUs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+__all__ = ["app", "main"]
+
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _register() -> None:
     # Each module registers its commands on `app` when imported.
-    from tr2m_edge.cli import core, demo, export, runtime, train  # noqa: F401
+    import tr2m_edge.cli.core  # noqa: F401
+    import tr2m_edge.cli.demo  # noqa: F401
+    import tr2m_edge.cli.export  # noqa: F401
+    import tr2m_edge.cli.runtime  # noqa: F401
+    import tr2m_edge.cli.train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except Tr2mError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -7,9 +7,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from tr2m_edge.cli import app
+from tr2m_edge.cli.app import app
 
 console = Console(highlight=False)
 
@@ -78,7 +79,7 @@ def import_official_cmd(
 
 def _bundle_info(path: Path) -> None:
     """Verify a bundle (every sha256) and print its manifest summary."""
-    from tr2m_edge.bundle import open_bundle
+    from tr2m_edge.bundle import open_bundle, parity_summary
 
     bundle = open_bundle(path)
     m = bundle.manifest
@@ -102,17 +103,12 @@ def _bundle_info(path: Path) -> None:
         io = ", ".join(t.name for t in f.inputs) + " -> " + ", ".join(t.name for t in f.outputs)
         table.add_row(f.component, f.precision, f.file, f"{size:.1f}", f.sha256[:12], io if f.inputs else "")
     console.print(table)
-    for name, rep in m.parity.items():
-        if "depth" not in rep:
-            console.print(f"parity {name}: {rep}")
-            continue
-        worst = max((d["rel"] for diffs in rep["components"].values() for d in diffs), default=0.0)
-        console.print(f"parity {name} ({rep['backend']}): metric depth AbsRel {rep['depth']['abs_rel']:.2e}, "
-                      f"worst output rel. error {worst:.2e}, {'passed' if rep['passed'] else 'FAILED'}")
+    for line in parity_summary(m):
+        console.print(escape(line))
     try:
-        from tr2m_edge.scenes import SceneCache
+        from tr2m_edge.caption_cache import CaptionCache
 
-        scenes = SceneCache(bundle).list()
+        scenes = CaptionCache(bundle).list()
         console.print(f"cached scenes: {', '.join(repr(s.caption) for s in scenes) or 'none'}")
     except Exception as exc:  # noqa: BLE001 - the summary never fails on the cache
         console.print(f"cached scenes: unreadable ({exc})")

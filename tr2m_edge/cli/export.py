@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from tr2m_edge.cli import app
-from tr2m_edge.errors import ConfigError
+from tr2m_edge.cli.app import app
+
+if TYPE_CHECKING:
+    from tr2m_edge.caption_cache import CaptionCache
 
 console = Console(highlight=False)
 scenes_app = typer.Typer(help="Per-scene caption cache of a bundle (BUNDLE/scenes/).", no_args_is_help=True)
@@ -41,43 +44,27 @@ def export_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Export a checkpoint to a self-checking deployment bundle (ONNX, FP16, TensorRT, scene cache)."""
-    from tr2m_edge.checkpoint import load_checkpoint
-    from tr2m_edge.config import get_preset, parse_size
-    from tr2m_edge.export.bundle_writer import export_bundle, parse_frame_size, random_head_checkpoint
-    from tr2m_edge.model.summary import random_encoder_config
+    from tr2m_edge.bundle import open_bundle, parity_summary
+    from tr2m_edge.config import parse_frame_size, parse_size
+    from tr2m_edge.export import export_bundle, export_source
 
-    if random_head == (ckpt is not None):
-        raise ConfigError("Give either --ckpt best.pt, or --random-head [--preset NAME] for a test bundle.")
-    if random_encoders and not random_head:
-        raise ConfigError("--random-encoders only goes with --random-head.")
-    if ckpt is not None and preset is not None:
-        raise ConfigError("--preset only goes with --random-head; a checkpoint carries its own config.")
     fsize = parse_frame_size(frame_size) if frame_size else None
     isize = parse_size(input_size) if input_size else None
-    if ckpt is not None:
-        source = load_checkpoint(ckpt)
-    else:
-        cfg = get_preset(preset or "tiny")
-        if random_encoders:
-            cfg = random_encoder_config(cfg)
-        source = random_head_checkpoint(cfg)
+    source = export_source(ckpt, preset=preset, random_head=random_head, random_encoders=random_encoders)
     path = export_bundle(
         source, output, fp16=fp16, trt=trt, dynamic=dynamic, frame_size=fsize, input_size=isize,
         opset=opset, exporter=exporter, scenes=scene, progress=not quiet,
     )
-    from tr2m_edge.bundle import open_bundle
-
     bundle = open_bundle(path)
-    console.print(f"Wrote bundle {path} ({len(bundle.manifest.files)} files, verified).")
-    for precision, rep in bundle.manifest.parity.items():
-        if "depth" in rep:
-            console.print(f"  parity {precision} ({rep['backend']}): metric depth AbsRel {rep['depth']['abs_rel']:.2e}, passed")
+    console.print(escape(f"Wrote bundle {path} ({len(bundle.manifest.files)} files, verified)."))
+    for line in parity_summary(bundle.manifest):
+        console.print(escape(f"  {line}"))
 
 
-def _open_cache(bundle: Path):  # type: ignore[no-untyped-def]
-    from tr2m_edge.scenes import SceneCache
+def _open_cache(bundle: Path) -> "CaptionCache":
+    from tr2m_edge.runtime.scene_bias import caption_cache
 
-    return SceneCache(bundle)
+    return caption_cache(bundle)
 
 
 @scenes_app.command("add")
@@ -89,7 +76,7 @@ def scenes_add(
     cache = _open_cache(bundle)
     for caption in captions:
         entry = cache.add(caption)
-        console.print(f"cached '{entry.normalised}' as {entry.name} ({entry.shape[-1]} values)")
+        console.print(escape(f"cached '{entry.normalised}' as {entry.name} ({entry.shape[-1]} values)"))
 
 
 @scenes_app.command("list")
@@ -100,9 +87,9 @@ def scenes_list(bundle: Path = typer.Argument(..., help="Bundle folder written b
     cache = _open_cache(bundle)
     entries = cache.list()
     if not entries:
-        console.print(f"No cached scenes in {bundle}. Add one with `tr2m-edge scenes add {bundle} \"warehouse aisle\"`.")
+        console.print(escape(f"No cached scenes in {bundle}. Add one with `tr2m-edge scenes add {bundle} \"warehouse aisle\"`."))
         return
-    table = Table(title=f"Cached scenes in {bundle}")
+    table = Table(title=escape(f"Cached scenes in {bundle}"))
     table.add_column("name", no_wrap=True, min_width=max(len(e.name) for e in entries))  # copied into `scenes rm`
     table.add_column("caption", overflow="fold")
     for col in ("values", "created", "status"):
@@ -110,7 +97,7 @@ def scenes_list(bundle: Path = typer.Argument(..., help="Bundle folder written b
     for e in entries:
         created = datetime.datetime.fromtimestamp(e.created).strftime("%Y-%m-%d %H:%M")
         status = "current" if cache.is_current(e) else "[yellow]stale (other weights)[/]"
-        table.add_row(e.name, e.caption, str(e.shape[-1]), created, status)
+        table.add_row(escape(e.name), escape(e.caption), str(e.shape[-1]), created, status)
     console.print(table)
 
 
@@ -121,4 +108,4 @@ def scenes_rm(
 ) -> None:
     """Remove a cached scene."""
     entry = _open_cache(bundle).remove(name)
-    console.print(f"removed {entry.name} ('{entry.normalised}')")
+    console.print(escape(f"removed {entry.name} ('{entry.normalised}')"))

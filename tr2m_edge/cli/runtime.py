@@ -5,76 +5,35 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from tr2m_edge.cli import app
+from tr2m_edge.cli.app import app
+from tr2m_edge.cli.options import with_options
+from tr2m_edge.runtime.run import BACKEND_HELP, RunOptions
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-BACKEND_HELP = "auto | trt | ort-trt | ort-cuda | ort-cpu | torch (auto picks the fastest available and says why)."
 
 
 @app.command("run")
-def run_cmd(
-    bundle: Path = typer.Option(Path("bundle"), "--bundle", "-b", envvar="TR2M_EDGE_BUNDLE",
-                                help="Bundle folder written by `tr2m-edge export` (env TR2M_EDGE_BUNDLE)."),
-    camera: Optional[int] = typer.Option(None, "--camera", help="Camera index (OpenCV), e.g. 0."),
-    video: Optional[Path] = typer.Option(None, "--video", help="Video file to read to the end."),
-    images: Optional[str] = typer.Option(None, "--images", help="Image folder or glob, e.g. 'frames/*.png'."),
-    rtsp: Optional[str] = typer.Option(None, "--rtsp", help="Network stream URL (rtsp://, http://)."),
-    synthetic: bool = typer.Option(False, "--synthetic", help="Stream procedural synthetic scenes (no camera needed)."),
-    text: Optional[str] = typer.Option(None, "--text", "-t", help="Scene caption, or the name of a cached scene."),
-    scene_file: Optional[Path] = typer.Option(None, "--scene-file",
-                                              help="Text file whose first line is the caption; edits apply while running."),
-    scene_stdin: bool = typer.Option(False, "--scene-stdin", help="Read new captions from stdin, one per line."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Head checkpoint (best.pt) for --backend torch."),
-    mode: str = typer.Option("auto", "--mode",
-                             help="auto | latency | throughput | serial (auto: latency for cameras/streams, throughput for files)."),
-    show: bool = typer.Option(False, "--show", help="Show a window with colourised metric depth (q: stop, n: next cached scene)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write RGB | depth side by side to this video (.mp4/.avi)."),
-    save_depth: Optional[Path] = typer.Option(None, "--save-depth", help="Folder for 16-bit PNG depth (mm) and frames.jsonl."),
-    save_npy: bool = typer.Option(False, "--save-npy", help="With --save-depth: also write float32 .npy depth in metres."),
-    stats: bool = typer.Option(False, "--stats", help="Print FPS, per-stage ms and drops every second."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="Stop after this many frames."),
-    fps: float = typer.Option(0.0, "--fps", help="Frame rate of --out (default: the source's, else 30)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: all cores)."),
-    queue_size: int = typer.Option(2, "--queue-size", min=1, help="Frames each pipeline queue holds (throughput mode)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Torch backend on CUDA: run in half precision."),
-    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Torch backend on CUDA: replay captured CUDA graphs."),
-    seed: int = typer.Option(0, "--seed", help="Seed of --synthetic scenes."),
-) -> None:
+@with_options(RunOptions)
+def run_cmd(**options: Any) -> None:
     """Live metric depth from a camera, stream, video, image folder or synthetic scenes."""
-    from tr2m_edge.runtime.launch import RunOptions, run_from_options
+    from tr2m_edge.runtime.run import run_from_options
 
-    opts = RunOptions(
-        bundle=bundle, camera=camera, video=video, images=images, rtsp=rtsp, synthetic=synthetic, text=text,
-        scene_file=scene_file, scene_stdin=scene_stdin, backend=backend, precision=precision,
-        checkpoint=checkpoint, mode=mode, show=show, out=out, save_depth=save_depth, save_npy=save_npy,
-        stats=stats, frames=frames, fps=fps, threads=threads, queue_size=queue_size, fp16=fp16,
-        cuda_graphs=cuda_graphs, seed=seed,
-    )
-    summary = run_from_options(opts, console)
-    extra = f", {summary.dropped} dropped (latency mode)" if summary.dropped else ""
-    extra += f", {summary.skipped} skipped" if summary.skipped else ""
-    extra += f", {summary.converted} converted" if summary.converted else ""
-    extra += f", {summary.nonfinite_values} non-finite values clamped" if summary.nonfinite_values else ""
-    state = "interrupted: drained and closed" if summary.interrupted else "done"
-    console.print(
-        f"{state}: {summary.frames_read} frames read, {summary.frames_written} written{extra} "
-        f"in {summary.seconds:.1f} s ({summary.fps:.1f} FPS, {summary.backend}, {summary.mode} mode)"
-    )
+    summary = run_from_options(RunOptions(**options), console)
+    console.print(escape(summary.describe()))
 
 
 @app.command("bench")
 def bench_cmd(
     bundle: Path = typer.Argument(..., help="Bundle folder to benchmark."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | fp16 | int8."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs)."),
     frames: int = typer.Option(30, "--frames", "-n", min=1, help="Measured frames per mode."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Warm-up frames per mode (not measured)."),
     modes: str = typer.Option("serial,serial-split,throughput", "--modes",

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tr2m_edge.cli import app
+from tr2m_edge.cli.app import app
 
 console = Console(highlight=False)
 

@@ -20,11 +20,10 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from tr2m_edge.config import PATCH_SIZE, EncoderSpec
+from tr2m_edge.config import CONTEXT_LENGTH, PATCH_SIZE, EncoderSpec
 from tr2m_edge.errors import ConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
-CONTEXT_LENGTH = 77  # CLIP token context
 CLIP_VOCAB = 49408  # open_clip / OpenAI BPE vocabulary size
 
 

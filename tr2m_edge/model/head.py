@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tr2m_edge.config import PATCH_SIZE, HeadConfig
+from tr2m_edge.config import PATCH_SIZE, HeadConfig, ModelConfig
+from tr2m_edge.errors import CheckpointError
 
 
 class QuickGELU(nn.Module):
@@ -214,3 +215,66 @@ def metric_from_relative(a: torch.Tensor, b: torch.Tensor, rel: torch.Tensor) ->
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+# ------------------------------------------------------------------ weights
+
+def official_filter(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a released TR2M head state_dict onto :class:`ScaleMapHead` names.
+
+    Strips a DataParallel ``module.`` prefix, and accepts ``projects.0.*`` /
+    ``resize_layers.0.*`` (one-element ModuleLists) as ``projects.*`` / ``resize_layers.*``.
+    Unknown keys are kept so the strict check reports them.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        k = key[len("module."):] if key.startswith("module.") else key
+        for prefix in ("projects.0.", "resize_layers.0."):
+            if k.startswith(prefix):
+                k = prefix[:-2] + k[len(prefix):]
+        out[k] = value
+    return out
+
+
+def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError naming every missing, unexpected and mis-shaped key."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = sorted(
+        f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+        for k in set(expected) & set(state)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_names(unexpected)}")
+    if misshaped:
+        problems.append(f"mis-shaped keys: {_names(misshaped)}")
+    if problems:
+        raise CheckpointError(
+            f"{source} does not fit the head ({'; '.join(problems)}). Check that the file and the preset match."
+        )
+
+
+def _names(items: list[str], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def load_head_state(head: nn.Module, state: dict[str, torch.Tensor], source: str = "The checkpoint") -> None:
+    """Strict load: all keys, all shapes, or a CheckpointError that names the offenders."""
+    check_state_dict(head, state, source)
+    head.load_state_dict(state, strict=True)
+
+
+# ------------------------------------------------------------------ builder
+
+def build_head(cfg: ModelConfig, state: dict[str, torch.Tensor] | None = None) -> ScaleMapHead:
+    """The head of a model config, random (torch's global RNG) unless ``state`` is given (strict)."""
+    head = ScaleMapHead(cfg.head)
+    if state is not None:
+        load_head_state(head, state)
+    return head

@@ -16,7 +16,7 @@ from tr2m_edge.config import EncoderSpec, ModelConfig
 from tr2m_edge.errors import ConfigError
 from tr2m_edge.model.encoders import build_depth_encoder, build_image_encoder, build_text_encoder
 from tr2m_edge.model.head import count_parameters
-from tr2m_edge.model.tr2m import build_head
+from tr2m_edge.model.head import build_head
 
 # (hidden_size, num_layers, num_heads) of the published models the presets point at.
 KNOWN_SIZES: dict[str, tuple[int, int, int]] = {

@@ -4,6 +4,7 @@ Per frame:  image -> Depth Anything -> D_r;  image -> DINOv2 (or the depth backb
 tokens, ``edge``) -> F_I;  head(F_I, scene bias) -> A, B;  D_m = 1 / (A D_r + B), resized
 to the frame and clipped to the configured depth range.
 Per scene:  caption -> CLIP text -> embedding -> head.scene_bias -> bias (cached).
+The same steps as separate modules (the bundle's graphs): :meth:`TR2M.components`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from tr2m_edge.config import ModelConfig
+from tr2m_edge.config import PATCH_SIZE, ModelConfig
+from tr2m_edge.errors import ConfigError
+from tr2m_edge.model.components import (
+    DepthComponent,
+    HeadComponent,
+    ImageComponent,
+    PreprocessComponent,
+    SceneBiasComponent,
+    TextComponent,
+    postprocess_depth,
+)
 from tr2m_edge.model.encoders import (
     DepthEncoder,
     ImageEncoder,
@@ -24,7 +34,7 @@ from tr2m_edge.model.encoders import (
     build_text_encoder,
     tokenize,
 )
-from tr2m_edge.model.head import ScaleMapHead, metric_from_relative
+from tr2m_edge.model.head import ScaleMapHead, build_head, metric_from_relative
 
 
 @dataclass
@@ -36,19 +46,6 @@ class DepthOutput:
     shift: torch.Tensor  # B at network input size
     relative: torch.Tensor  # D_r at network input size
     raw_depth: torch.Tensor  # 1 / (A D_r + B) at network input size, unclipped
-
-
-def postprocess_depth(
-    depth: torch.Tensor, frame_size: tuple[int, int] | None, min_depth: float, max_depth: float
-) -> torch.Tensor:
-    """Resize (bilinear, align_corners=True) to the frame, then clip.
-
-    inf -> max_depth, NaN -> min_depth, everything else clamped to [min_depth, max_depth].
-    """
-    if frame_size is not None and tuple(depth.shape[-2:]) != tuple(frame_size):
-        depth = F.interpolate(depth, size=tuple(frame_size), mode="bilinear", align_corners=True)
-    depth = torch.nan_to_num(depth, nan=min_depth, posinf=max_depth, neginf=min_depth)
-    return depth.clamp(min_depth, max_depth)
 
 
 class TR2M(nn.Module):
@@ -68,6 +65,11 @@ class TR2M(nn.Module):
         self.image_encoder = image
         self.text_encoder = text
         self.head = head
+
+    def with_input_size(self, input_size: tuple[int, int]) -> "TR2M":
+        """The same parts (shared, not copied) under a config with another network input size, eval mode."""
+        return TR2M(self.cfg.replace(input_size=tuple(input_size)), self.depth_encoder, self.image_encoder,
+                    self.text_encoder, self.head).eval()
 
     def train(self, mode: bool = True) -> "TR2M":
         """Only the head switches mode; frozen encoders stay in eval."""
@@ -91,6 +93,28 @@ class TR2M(nn.Module):
 
     def scene_bias(self, text_emb: torch.Tensor) -> torch.Tensor:
         return self.head.scene_bias(text_emb)
+
+    def components(self, frame_size: tuple[int, int] | None, dynamic: bool = False) -> dict[str, nn.Module]:
+        """Every component of :mod:`tr2m_edge.contract` as a module over this model's parts.
+
+        Args:
+            frame_size: the fixed camera frame (H, W) the head resizes to, or None (the
+                head then takes ``frame_hw``).
+            dynamic: the network input size varies (export with dynamic axes).
+
+        Returns:
+            ``preprocess``, ``depth``, [``image_encoder``], ``head``, ``text_encoder``,
+            ``scene_bias``: the modules the exporter traces and the torch runner runs.
+        """
+        cfg = self.cfg
+        comps: dict[str, nn.Module] = {"preprocess": PreprocessComponent(cfg.preprocess),
+                                       "depth": DepthComponent(self.depth_encoder)}
+        if self.image_encoder is not None:
+            comps["image_encoder"] = ImageComponent(self.image_encoder)
+        comps["head"] = HeadComponent(self.head, cfg.min_depth, cfg.max_depth, frame_size, dynamic)
+        comps["text_encoder"] = TextComponent(self.text_encoder)
+        comps["scene_bias"] = SceneBiasComponent(self.head)
+        return comps
 
     def forward(
         self,
@@ -118,7 +142,7 @@ class TR2M(nn.Module):
         reference: bool = False,
     ) -> DepthOutput:
         """The trainable part, from encoder outputs (lets training cache the encoders)."""
-        grid = (rel.shape[-2] // 14, rel.shape[-1] // 14)
+        grid = (rel.shape[-2] // PATCH_SIZE, rel.shape[-1] // PATCH_SIZE)
         if reference:
             if text_emb is None:
                 raise ValueError("reference=True needs text_emb")
@@ -134,18 +158,12 @@ class TR2M(nn.Module):
         return DepthOutput(depth=depth, scale=a, shift=b, relative=rel.float(), raw_depth=raw)
 
 
-def build_head(cfg: ModelConfig) -> ScaleMapHead:
-    return ScaleMapHead(cfg.head)
-
-
 def build_model(cfg: ModelConfig, head_state: dict[str, torch.Tensor] | None = None) -> TR2M:
     """Build (and load) every part of a TR2M model from its config.
 
     Encoders load from their sources (or are random for specs without one); the head is
     random unless ``head_state`` is given. Raises ConfigError when widths disagree.
     """
-    from tr2m_edge.errors import ConfigError
-
     depth = build_depth_encoder(cfg.depth, return_tokens=cfg.shared_backbone)
     image = None if cfg.shared_backbone else build_image_encoder(cfg.image)
     text = build_text_encoder(cfg.text)
@@ -159,9 +177,4 @@ def build_model(cfg: ModelConfig, head_state: dict[str, torch.Tensor] | None = N
         raise ConfigError(
             f"The text encoder gives {text.embed_dim}-d embeddings but head.text_dim is {cfg.head.text_dim}."
         )
-    head = build_head(cfg)
-    if head_state is not None:
-        from tr2m_edge.checkpoint import load_head_state
-
-        load_head_state(head, head_state)
-    return TR2M(cfg, depth, image, text, head)
+    return TR2M(cfg, depth, image, text, build_head(cfg, head_state))

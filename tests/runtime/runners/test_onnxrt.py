@@ -7,7 +7,8 @@ import pytest
 from rt_graphs import affine_graph, frame_graph
 
 from tr2m_edge.errors import BackendError, InputError
-from tr2m_edge.runtime.runners import OrtRunner, TensorMeta
+from tr2m_edge.contract import TensorSpec
+from tr2m_edge.runtime.runners import OrtRunner
 from tr2m_edge.runtime.runners.onnxrt import resolve_providers
 
 
@@ -25,7 +26,7 @@ def test_infer_computes_the_graph(affine):
         np.testing.assert_allclose(out["z"], [x.sum()], rtol=1e-5)
         assert runner.last_inference_ms > 0
         meta = runner.get_input_metadata()
-        assert meta == {"x": TensorMeta("x", "float32", (1, 3, 4, 4))}
+        assert meta == {"x": TensorSpec("x", "float32", (1, 3, 4, 4))}
         assert set(runner.get_output_metadata()) == {"y", "z"}
         assert runner.providers == ["CPUExecutionProvider"]
     assert not runner.is_active

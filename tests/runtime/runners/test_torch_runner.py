@@ -12,9 +12,13 @@ from tr2m_edge.config import get_preset
 from tr2m_edge.errors import BackendError, InputError
 from tr2m_edge.model.tr2m import build_model
 from tr2m_edge.preprocess import preprocess_frame, preprocess_tensor
-from tr2m_edge.runtime.runners import TensorMeta
-from tr2m_edge.runtime.runners.torch_runner import PreprocessComponent, TorchFramePlan, TorchRunner, torch_components
-from tr2m_edge.runtime.stages import FrameStages, HostFramePlan
+from tr2m_edge.contract import TensorSpec
+from tr2m_edge.model.components import PreprocessComponent
+from tr2m_edge.runtime.plans.device import frame_plan_for
+from tr2m_edge.runtime.plans.frame import HostFramePlan
+from tr2m_edge.runtime.plans.torch_frame import TorchFramePlan
+from tr2m_edge.runtime.runners.torch_runner import TorchRunner, torch_components
+from tr2m_edge.runtime.stages import FrameStages
 
 
 class Affine(nn.Module):
@@ -22,8 +26,8 @@ class Affine(nn.Module):
         return {"y": x * 2 + 1}
 
 
-META_IN = [TensorMeta("x", "float32", (1, None))]
-META_OUT = [TensorMeta("y", "float32", (1, None))]
+META_IN = [TensorSpec("x", "float32", (1, None))]
+META_OUT = [TensorSpec("y", "float32", (1, None))]
 
 
 def test_runs_and_validates():
@@ -107,10 +111,10 @@ class _DispatchLog(TorchDispatchMode):
 
 
 def test_preprocess_component_is_cuda_graph_safe_and_equals_the_core(tiny_model):
-    module = PreprocessComponent(tiny_model)
+    module = PreprocessComponent(tiny_model.cfg.preprocess)
     frame = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (70, 98, 3), dtype=np.uint8))
     with _DispatchLog() as log:
-        image = module(frame)["image"]
+        image = module(frame)
     with _DispatchLog() as core_log:
         ref = preprocess_tensor(frame.permute(2, 0, 1).unsqueeze(0), tiny_model.cfg.preprocess)
     # A tensor built from host data per call (aten.lift_fresh) is a pageable host->device copy
@@ -139,7 +143,7 @@ def one_torch_thread():
 def test_frame_plan_keeps_two_frames_in_flight_apart(tiny_model, one_torch_thread):
     frame_size = (70, 98)
     stages = _frame_stages(tiny_model, frame_size)
-    plan = stages.frame_plan()
+    plan = frame_plan_for(stages)
     assert isinstance(plan, TorchFramePlan) and plan.slots == 2 and not plan.asynchronous  # CPU: done when issued
     rng = np.random.default_rng(2)
     a, b, c = (rng.integers(0, 256, (*frame_size, 3), dtype=np.uint8) for _ in range(3))

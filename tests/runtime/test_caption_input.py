@@ -6,7 +6,7 @@ import io
 import time
 
 from tr2m_edge.errors import InputError
-from tr2m_edge.runtime.scene import FileSceneWatcher, StdinSceneReader
+from tr2m_edge.runtime.caption_input import CaptionFileWatcher, StdinCaptionReader
 
 
 def wait_for(predicate, timeout=5.0):
@@ -26,7 +26,7 @@ def test_stdin_lines_become_scenes_and_errors_keep_the_old_one():
             raise InputError("rejected")
         applied.append(text)
 
-    reader = StdinSceneReader(set_scene, io.StringIO("warehouse aisle\n\n  bad \nstreet at night\n")).start()
+    reader = StdinCaptionReader(set_scene, io.StringIO("warehouse aisle\n\n  bad \nstreet at night\n")).start()
     reader.thread.join(timeout=5)
     assert applied == ["warehouse aisle", "street at night"]
 
@@ -35,7 +35,7 @@ def test_watched_file_applies_each_new_first_line(tmp_path):
     path = tmp_path / "scene.txt"
     path.write_text("kitchen\n")
     applied = []
-    watcher = FileSceneWatcher(path, applied.append, interval=0.02).start()
+    watcher = CaptionFileWatcher(path, applied.append, interval=0.02).start()
     try:
         time.sleep(0.1)
         assert applied == []  # the caption at start is the initial scene, not a change

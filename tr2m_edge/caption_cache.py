@@ -1,9 +1,11 @@
-"""Per-scene caption cache inside a bundle (``BUNDLE/scenes/``), computed without PyTorch.
+"""The caption cache of a bundle (``BUNDLE/scenes/``): each caption's scene bias, on disk.
 
-A caption ("warehouse aisle") becomes the head's per-scene bias once: tokenizer ->
-``text_encoder.onnx`` -> ``scene_bias.onnx`` on ONNX Runtime's CPU provider; the runtime
-then feeds the cached (1, C) vector to every frame. Switching scenes costs one text-encoder
-call, never a restart.
+A caption ("warehouse aisle") becomes the head's per-scene bias once (tokenizer ->
+``text_encoder`` -> ``scene_bias``, run by the runtime:
+:mod:`tr2m_edge.runtime.scene_bias`); the runtime then feeds the cached (1, C) vector to
+every frame. Switching captions costs one text-encoder call, never a restart. This module
+is the storage format only (numpy, no PyTorch, no ONNX Runtime); whoever opens a cache
+passes the function that computes biases for captions it does not hold yet.
 
 Each entry is two files, for an entry named ``<slug>-<key[:10]>``:
 
@@ -27,15 +29,18 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tr2m_edge.bundle import Bundle, open_bundle, sha256_file, write_bytes_atomic, write_json_atomic
+from tr2m_edge.bundle import Bundle, open_bundle
 from tr2m_edge.errors import BundleError, InputError
+from tr2m_edge.fileio import write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
+BiasFn = Callable[[list[str]], np.ndarray]  # captions -> (B, C) float32 scene biases
 
 SCENES_DIR = "scenes"
 SCENE_FORMAT = "tr2m-edge/scene"
@@ -65,7 +70,7 @@ def entry_name(caption: str, key: str) -> str:
 
 
 @dataclass(frozen=True)
-class SceneEntry:
+class CacheEntry:
     """Metadata of one cached scene bias."""
 
     name: str
@@ -83,7 +88,7 @@ class SceneEntry:
         return {"format": SCENE_FORMAT, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, object], where: Path) -> "SceneEntry":
+    def from_dict(cls, d: dict[str, object], where: Path) -> "CacheEntry":
         try:
             if d.get("format") != SCENE_FORMAT:
                 raise KeyError("format")
@@ -99,56 +104,17 @@ class SceneEntry:
             ) from None
 
 
-class SceneBiasComputer:
-    """Caption -> scene bias with ONNX Runtime on the CPU (tokenizer, text encoder, bias graph).
-
-    The two graphs' sha256 are checked against the manifest before they are loaded.
-    """
-
-    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        from tr2m_edge.tokenizer import ClipTokenizer
-
-        man = bundle.manifest
-        vocab = man.tokenizer.get("file")
-        if not vocab:
-            raise BundleError(f"Bundle {bundle.root} declares no tokenizer file in its manifest; re-export it.")
-        self.tokenizer = ClipTokenizer(bundle.root / str(vocab), int(man.tokenizer.get("context_length", 77)))
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self._sessions = {}
-        for comp in ("text_encoder", "scene_bias"):
-            entry = bundle.require(comp, "fp32", "onnx")
-            path = bundle.path(entry)
-            if not path.is_file() or sha256_file(path) != entry.sha256:
-                raise BundleError(f"Bundle file {path} is missing or does not match its sha256 in manifest.json. Re-export the bundle.")
-            self._sessions[comp] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-    def __call__(self, captions: list[str]) -> np.ndarray:
-        """Captions -> (B, C) float32 scene biases."""
-        ids = self.tokenizer(captions)
-        text = self._sessions["text_encoder"].run(["text_embedding"], {"token_ids": ids})[0]
-        bias = self._sessions["scene_bias"].run(["scene_bias"], {"text_embedding": text.astype(np.float32)})[0]
-        return np.ascontiguousarray(bias, dtype=np.float32)
-
-
-def compute_scene_bias(bundle: Bundle | str | Path, captions: list[str]) -> np.ndarray:
-    """(B, C) float32 biases for ``captions`` from a bundle's own graphs (no PyTorch)."""
-    b = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
-    return SceneBiasComputer(b)(captions)
-
-
-class SceneCache:
+class CaptionCache:
     """The caption cache of one bundle.
 
     Args:
         bundle: an opened :class:`~tr2m_edge.bundle.Bundle` or its folder (opened
             without re-hashing every graph; the graphs used are checked when loaded).
+        compute: captions -> (B, C) float32 scene biases, for captions not cached yet
+            (:func:`tr2m_edge.runtime.scene_bias.caption_cache` passes the bundle's own graphs).
     """
 
-    def __init__(self, bundle: Bundle | str | Path) -> None:
+    def __init__(self, bundle: Bundle | str | Path, compute: BiasFn | None = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
         self.root = self.bundle.root / SCENES_DIR
         hashes = self.bundle.manifest.hashes
@@ -160,7 +126,7 @@ class SceneCache:
             )
         self.text_encoder_hash = str(hashes["text_encoder"])
         self.head_hash = str(hashes["head"])
-        self._computer: SceneBiasComputer | None = None
+        self._compute = compute
 
     # ----------------------------------------------------------- lookups
     def key(self, caption: str) -> str:
@@ -170,16 +136,16 @@ class SceneCache:
         name = entry_name(caption, self.key(caption))
         return name, self.root / f"{name}.json"
 
-    def _read(self, meta_path: Path) -> SceneEntry:
+    def _read(self, meta_path: Path) -> CacheEntry:
         try:
             data = json.loads(meta_path.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BundleError(
                 f"Scene cache entry {meta_path} is corrupt ({exc}). Remove it with `tr2m-edge scenes rm` and add the caption again."
             ) from None
-        return SceneEntry.from_dict(data, meta_path)
+        return CacheEntry.from_dict(data, meta_path)
 
-    def _load(self, entry: SceneEntry) -> np.ndarray:
+    def _load(self, entry: CacheEntry) -> np.ndarray:
         path = self.root / entry.file
         try:
             raw = path.read_bytes()
@@ -216,12 +182,13 @@ class SceneCache:
 
     # ----------------------------------------------------------- writes
     def compute(self, captions: list[str]) -> np.ndarray:
-        """(B, C) biases from the bundle's graphs (ONNX Runtime, CPU)."""
-        if self._computer is None:
-            self._computer = SceneBiasComputer(self.bundle)
-        return self._computer(captions)
+        """(B, C) biases for ``captions`` from the ``compute`` function this cache was opened with."""
+        if self._compute is None:
+            raise BundleError(f"The caption cache of {self.bundle.root} was opened read-only (no way to compute "
+                              "new scene biases); open it with tr2m_edge.runtime.scene_bias.caption_cache.")
+        return self._compute(captions)
 
-    def add(self, caption: str, bias: np.ndarray | None = None) -> SceneEntry:
+    def add(self, caption: str, bias: np.ndarray | None = None) -> CacheEntry:
         """Compute (unless given) and store the bias of ``caption``; replaces an existing entry."""
         normalised = normalise_caption(caption)
         if bias is None:
@@ -241,7 +208,7 @@ class SceneCache:
             except BundleError:  # a corrupt record is simply replaced
                 old = None
             write_bytes_atomic(npy, data)  # a new file: the committed entry still points at the old one
-            entry = SceneEntry(
+            entry = CacheEntry(
                 name=name, caption=caption, normalised=normalised, key=self.key(caption),
                 text_encoder_hash=self.text_encoder_hash, head_hash=self.head_hash, file=npy.name,
                 sha256=digest, shape=tuple(bias.shape), created=time.time(),
@@ -272,7 +239,7 @@ class SceneCache:
             bias = np.ascontiguousarray(bias.reshape(1, -1), dtype=np.float32)
         return bias
 
-    def list(self) -> list[SceneEntry]:
+    def list(self) -> list[CacheEntry]:
         """All committed entries (orphan .npy and temp files are ignored), sorted by caption."""
         if not self.root.is_dir():
             return []
@@ -288,11 +255,11 @@ class SceneCache:
         """Entry name -> caption of the current entries (lets a user type a listed name)."""
         return {e.name: e.caption for e in self.list() if self.is_current(e)}
 
-    def is_current(self, entry: SceneEntry) -> bool:
+    def is_current(self, entry: CacheEntry) -> bool:
         """True when the entry was computed with this bundle's text encoder and head."""
         return entry.text_encoder_hash == self.text_encoder_hash and entry.head_hash == self.head_hash
 
-    def remove(self, name_or_caption: str) -> SceneEntry:
+    def remove(self, name_or_caption: str) -> CacheEntry:
         """Delete an entry given its name (as listed) or its caption; InputError if unknown."""
         meta = self.root / f"{name_or_caption}.json"
         if "/" in name_or_caption or not meta.is_file():
@@ -312,6 +279,12 @@ class SceneCache:
         meta.unlink()  # the commit record goes first: a crash leaves only an ignored orphan
         (self.root / entry.file).unlink(missing_ok=True)
         return entry
+
+    def close(self) -> None:
+        """Release what the compute function holds (its sessions), if anything."""
+        close = getattr(self._compute, "close", None)
+        if callable(close):
+            close()
 
     def _sweep(self) -> None:
         """Delete temp files and unreferenced .npy files older than a few minutes (left by crashes).

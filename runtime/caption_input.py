@@ -1,4 +1,4 @@
-"""Changing the scene caption while running: a line on stdin, or a watched text file.
+"""Changing the caption while running: a line on stdin, or a watched text file.
 
 Both call a ``set_scene(text)`` callback from their own thread (one text-encoder call);
 the head stage picks the new bias up from the next frame. Errors (an empty line, a
@@ -30,15 +30,15 @@ def _apply(set_scene: SetScene, text: str, origin: str) -> None:
         log.error("scene '%s' from %s was not applied: %s", text, origin, exc)
 
 
-class StdinSceneReader:
+class StdinCaptionReader:
     """Reads captions from a text stream (stdin), one per line, until it closes."""
 
     def __init__(self, set_scene: SetScene, stream: TextIO | None = None) -> None:
         self.set_scene = set_scene
         self.stream = stream or sys.stdin
-        self.thread = threading.Thread(target=self._loop, name="tr2m-scene-stdin", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name="tr2m-caption-stdin", daemon=True)
 
-    def start(self) -> "StdinSceneReader":
+    def start(self) -> "StdinCaptionReader":
         self.thread.start()
         return self
 
@@ -50,7 +50,7 @@ class StdinSceneReader:
         """Daemon thread: it ends with the process or when the stream closes."""
 
 
-class FileSceneWatcher:
+class CaptionFileWatcher:
     """Polls a text file; when its first non-empty line changes, that line becomes the scene."""
 
     def __init__(self, path: str | Path, set_scene: SetScene, interval: float = 0.2) -> None:
@@ -59,7 +59,7 @@ class FileSceneWatcher:
         self.interval = interval
         self._stop = threading.Event()
         self._last = self._read()
-        self.thread = threading.Thread(target=self._loop, name="tr2m-scene-file", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name="tr2m-caption-file", daemon=True)
 
     def _read(self) -> str:
         try:
@@ -70,7 +70,7 @@ class FileSceneWatcher:
             pass
         return ""
 
-    def start(self) -> "FileSceneWatcher":
+    def start(self) -> "CaptionFileWatcher":
         self.thread.start()
         return self
 

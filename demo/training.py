@@ -1,4 +1,4 @@
-"""A short, self-contained training run on synthetic scenes (the offline demo)."""
+"""The demo's training stage: a short, self-contained training run on synthetic scenes."""
 
 from __future__ import annotations
 

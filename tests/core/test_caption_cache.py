@@ -1,4 +1,4 @@
-"""Scene caption cache (tr2m_edge/scenes.py): round trip, correctness, atomicity, tampering."""
+"""The caption cache (tr2m_edge/caption_cache.py): round trip, correctness, atomicity, tampering."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-import tr2m_edge.scenes as scenes_mod
+import tr2m_edge.caption_cache as cache_mod
+from tr2m_edge.caption_cache import normalise_caption
 from tr2m_edge.errors import BundleError, InputError
-from tr2m_edge.scenes import SceneCache, normalise_caption
+from tr2m_edge.runtime.scene_bias import caption_cache
 
 
 @pytest.fixture()
@@ -32,7 +33,7 @@ def torch_bias(model, caption):
 
 
 def test_add_list_get_remove_round_trip(bundle, export_model):
-    cache = SceneCache(bundle)
+    cache = caption_cache(bundle)
     assert [e.caption for e in cache.list()] == ["warehouse aisle"]  # pre-cached by the export
     entry = cache.add("Office  Desk")
     assert entry.name.startswith("office-desk-") and entry.normalised == "office desk" and entry.shape == (1, 48)
@@ -53,24 +54,24 @@ def test_add_list_get_remove_round_trip(bundle, export_model):
 
 
 def test_get_or_add_computes_each_caption_once(bundle, monkeypatch):
-    cache = SceneCache(bundle)
+    cache = caption_cache(bundle)
     calls = []
     real = cache.compute
     monkeypatch.setattr(cache, "compute", lambda caps: calls.append(caps) or real(caps))
     first = cache.get_or_add("loading dock")
-    second = SceneCache(bundle).get_or_add("Loading   Dock")  # a new process would find it on disk
+    second = caption_cache(bundle).get_or_add("Loading   Dock")  # a new process would find it on disk
     assert calls == [["loading dock"]]
     assert np.array_equal(first, second) and first.shape == (1, 48)
 
 
 def test_crash_before_the_commit_record_leaves_no_entry(bundle, monkeypatch):
-    cache = SceneCache(bundle)
+    cache = caption_cache(bundle)
     old = cache.get("warehouse aisle")
 
     def crash(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(scenes_mod, "write_json_atomic", crash)
+    monkeypatch.setattr(cache_mod, "write_json_atomic", crash)
     with pytest.raises(BundleError, match="Cannot write the scene cache in .*: No space left on device"):
         cache.add("parking garage")
     assert cache.get("parking garage") is None
@@ -92,8 +93,8 @@ def test_crash_before_the_commit_record_leaves_no_entry(bundle, monkeypatch):
 def test_a_killed_writer_never_leaves_a_corrupt_entry(bundle):
     script = textwrap.dedent(f"""
         import numpy as np, sys
-        from tr2m_edge.scenes import SceneCache
-        cache = SceneCache({str(bundle)!r})
+        from tr2m_edge.runtime.scene_bias import caption_cache
+        cache = caption_cache({str(bundle)!r})
         rng = np.random.default_rng(0)
         print("ready", flush=True)
         i = 0
@@ -108,7 +109,7 @@ def test_a_killed_writer_never_leaves_a_corrupt_entry(bundle):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    cache = SceneCache(bundle)
+    cache = caption_cache(bundle)
     entries = cache.list()
     assert len(entries) >= 2  # the writer got some entries committed
     for e in entries:
@@ -117,7 +118,7 @@ def test_a_killed_writer_never_leaves_a_corrupt_entry(bundle):
 
 
 def test_a_tampered_entry_is_named_and_repaired_on_demand(bundle, export_model, caplog):
-    cache = SceneCache(bundle)
+    cache = caption_cache(bundle)
     entry = cache.list()[0]
     npy = bundle / "scenes" / entry.file
     data = bytearray(npy.read_bytes())
@@ -137,12 +138,7 @@ def test_normalise_caption():
         normalise_caption(3)  # type: ignore[arg-type]
 
 
-def test_scene_bias_needs_neither_torch_nor_open_clip(bundle):
-    code = (
-        "import sys; sys.modules['torch'] = None; sys.modules['open_clip'] = None\n"
-        "from tr2m_edge.scenes import SceneCache\n"
-        f"print(SceneCache({str(bundle)!r}).get_or_add('a quiet library').shape)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "(1, 48)"
+def test_scene_bias_needs_neither_torch_nor_open_clip(bundle, run_blocked):
+    out = run_blocked("from tr2m_edge.runtime.scene_bias import caption_cache\n"
+                      f"print(caption_cache({str(bundle)!r}).get_or_add('a quiet library').shape)")
+    assert out.strip() == "(1, 48)"

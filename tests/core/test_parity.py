@@ -1,4 +1,4 @@
-"""The parity comparator: error measures, tolerances and messages."""
+"""Parity measures (tr2m_edge/parity.py): error measures, tolerances and messages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tr2m_edge.errors import ExportError
-from tr2m_edge.export.parity import TOLERANCES, OutputDiff, ParityReport, abs_rel, compare
+from tr2m_edge.parity import TOLERANCES, OutputDiff, ParityReport, abs_rel, compare
 
 
 def test_compare_measures():
@@ -18,7 +18,7 @@ def test_compare_measures():
     assert d.rel == pytest.approx(0.5 / 8)
     assert compare("z", np.zeros(3), np.zeros(3)).rel == 0.0
     with pytest.raises(ExportError, match=r"Output 'x' has shape \(3,\); PyTorch gives \(2, 2\)"):
-        compare("x", np.zeros(3), ref)
+        compare("x", np.zeros(3), ref, error=ExportError, ref_name="PyTorch")
 
 
 def test_abs_rel():
