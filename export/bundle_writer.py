@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tr2m_edge.bundle import MANIFEST, ComponentFile, Manifest, sha256_file
+from tr2m_edge.bundle import MANIFEST, ComponentFile, Manifest, component_file, sha256_file, write_manifest
 from tr2m_edge.checkpoint import Checkpoint
 from tr2m_edge.config import check_frame_size, check_input_size
 from tr2m_edge.errors import ExportError, Tr2mError
-from tr2m_edge.fileio import write_json_atomic
 from tr2m_edge.progress import StepProgress
 from tr2m_edge.system import engine_target, package_version
 
@@ -115,8 +114,7 @@ def export_bundle(
     from tr2m_edge.caption_cache import normalise_caption
     from tr2m_edge.export.fp16 import convert_to_fp16
     from tr2m_edge.export.graphs import default_frame_size, example_frame, graph_specs
-    from tr2m_edge.export.onnx_export import (DEFAULT_EXPORTER, check_exporter, check_opset, component_file,
-                                              export_graph, opset_of)
+    from tr2m_edge.export.onnx_export import DEFAULT_EXPORTER, check_exporter, check_opset, export_graph, opset_of
     from tr2m_edge.export.parity import check_files, second_size_parity, torch_reference
     from tr2m_edge.export.sources import load_source, state_hash
     from tr2m_edge.runtime.scene_bias import caption_cache
@@ -206,7 +204,7 @@ def export_bundle(
                     tools={name: package_version(name) for name in TOOLS},
                     parity=parity,
                 )
-                write_json_atomic(tmp / MANIFEST, manifest.to_dict())
+                write_manifest(tmp, manifest)
             if scenes:
                 cache = caption_cache(tmp)
                 try:

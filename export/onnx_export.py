@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 from torch import nn
 
-from tr2m_edge.bundle import ComponentFile, sha256_file
-from tr2m_edge.contract import TensorSpec
 from tr2m_edge.errors import ExportError
 from tr2m_edge.export.dynamic import export_patches
 
@@ -207,24 +203,3 @@ def opset_of(path: str | Path) -> int:
         if imp.domain in ("", "ai.onnx"):
             return int(imp.version)
     return 0
-
-
-def _tensor_specs(values: Sequence[onnx.ValueInfoProto]) -> tuple[TensorSpec, ...]:
-    specs = []
-    for v in values:
-        t = v.type.tensor_type
-        shape = tuple(d.dim_param if d.dim_param else int(d.dim_value) for d in t.shape.dim)
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)).name
-        specs.append(TensorSpec(name=v.name, dtype=dtype, shape=shape))
-    return tuple(specs)
-
-
-def component_file(root: Path, rel: str, component: str, precision: str, fmt: str = "onnx",
-                   io_from: Path | None = None) -> ComponentFile:
-    """The manifest entry of ``root / rel``: its sha256, and the I/O of the ONNX graph it is
-    (or, for an engine, of the ONNX graph ``io_from`` it was built from)."""
-    graph = onnx.load(str(io_from or root / rel), load_external_data=False).graph
-    return ComponentFile(
-        component=component, file=rel, sha256=sha256_file(root / rel), precision=precision, format=fmt,
-        inputs=_tensor_specs(graph.input), outputs=_tensor_specs(graph.output),
-    )

@@ -29,7 +29,7 @@ from typing import Any
 from tr2m_edge.config import ModelConfig
 from tr2m_edge.contract import TensorSpec
 from tr2m_edge.errors import BundleError, ConfigError
-from tr2m_edge.fileio import check_header
+from tr2m_edge.fileio import check_header, write_json_atomic
 from tr2m_edge.system import EngineTarget
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,34 @@ class Manifest:
 
     def components(self) -> list[str]:
         return sorted({f.component for f in self.files})
+
+
+def write_manifest(root: str | Path, manifest: Manifest) -> Path:
+    """Write ``root/manifest.json`` atomically: the one place a manifest is written."""
+    path = Path(root) / MANIFEST
+    write_json_atomic(path, manifest.to_dict())
+    return path
+
+
+def component_file(root: Path, rel: str, component: str, precision: str, fmt: str = "onnx",
+                   io_from: Path | None = None) -> ComponentFile:
+    """The manifest entry of ``root / rel``: its sha256, and the inputs/outputs of the ONNX
+    graph it is (or, for an engine, of the ONNX graph ``io_from`` it was built from)."""
+    import numpy as np
+    import onnx
+
+    def specs(values: Any) -> tuple[TensorSpec, ...]:
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            shape = tuple(d.dim_param if d.dim_param else int(d.dim_value) for d in t.shape.dim)
+            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)).name
+            out.append(TensorSpec(name=v.name, dtype=dtype, shape=shape))
+        return tuple(out)
+
+    graph = onnx.load(str(io_from or root / rel), load_external_data=False).graph
+    return ComponentFile(component=component, file=rel, sha256=sha256_file(root / rel), precision=precision,
+                         format=fmt, inputs=specs(graph.input), outputs=specs(graph.output))
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
