@@ -14,6 +14,7 @@ destination is replaced; any other existing, non-empty folder is refused.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -27,6 +28,7 @@ from tr2m_edge.bundle import MANIFEST, ComponentFile, Manifest, component_file, 
 from tr2m_edge.checkpoint import Checkpoint
 from tr2m_edge.config import check_frame_size, check_input_size
 from tr2m_edge.errors import ExportError, Tr2mError
+from tr2m_edge.fileio import remove_stale_partials
 from tr2m_edge.progress import StepProgress
 from tr2m_edge.system import engine_target, package_version
 
@@ -55,7 +57,10 @@ def _prepare_output(out_dir: Path) -> Path:
             )
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+        removed = remove_stale_partials(out_dir.parent, f".{out_dir.name}.partial-")  # left by killed exports
+        if removed:
+            log.info("removed %d partial export folder(s) of killed exports next to %s", removed, out_dir)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     except OSError as exc:
         raise ExportError(f"Cannot write the bundle to {out_dir}: {exc.strerror or exc}. Choose a writable folder with -o.") from None
 

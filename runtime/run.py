@@ -7,9 +7,10 @@ them); cheap checks come first (bundle manifest and hashes, sink options, openin
 source), so a wrong camera index or a headless ``--show`` fails in one line before any
 model loads. :func:`run_stream` streams a source through a pipeline into sinks.
 
-Ctrl-C (SIGINT) stops capturing and drains: every frame already captured is still
-processed and written, then every sink is closed (videos finalised, files complete). A
-second Ctrl-C aborts at once (sinks are still closed). The same happens at the end of
+Ctrl-C (SIGINT) or SIGTERM (systemd, docker, ROS shutdown) stops capturing and drains:
+every frame already captured is still processed and written, then every sink is closed
+(videos finalised, files complete); the command then exits 130 / 143, a complete run 0. A
+second signal aborts at once (sinks are still closed). The same happens at the end of
 the stream and when a sink asks to stop (the window's ``q`` key).
 """
 
@@ -54,6 +55,7 @@ class RunSummary:
     nonfinite_values: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    signal: str | None = None  # SIGINT / SIGTERM when a signal stopped the run (it drained first)
     captions: list[str] = field(default_factory=list)
 
     @property
@@ -65,6 +67,13 @@ class RunSummary:
         d["fps"] = round(self.fps, 3)
         return d
 
+    @property
+    def exit_code(self) -> int:
+        """0 for a complete run; 130 / 143 when SIGINT / SIGTERM stopped it (after draining)."""
+        if self.signal is not None:
+            return SIGNAL_EXIT[signal.Signals[self.signal]]
+        return 130 if self.interrupted else 0
+
     def describe(self) -> str:
         """The one-line summary ``run`` prints at the end."""
         extra = f", {self.dropped} dropped (latency mode)" if self.dropped else ""
@@ -72,34 +81,43 @@ class RunSummary:
         extra += f", {self.converted} converted" if self.converted else ""
         extra += f", {self.nonfinite_values} non-finite values clamped" if self.nonfinite_values else ""
         state = "interrupted: drained and closed" if self.interrupted else "done"
+        stop = f"; stopped by {self.signal}, exit status {self.exit_code}" if self.signal else ""
         return (f"{state}: {self.frames_read} frames read, {self.frames_written} written{extra} "
-                f"in {self.seconds:.1f} s ({self.fps:.1f} FPS, {self.backend}, {self.mode} mode)")
+                f"in {self.seconds:.1f} s ({self.fps:.1f} FPS, {self.backend}, {self.mode} mode){stop}")
 
 
-class _SigintDrain:
-    """First SIGINT: drain (executor.stop); second: KeyboardInterrupt. Main thread only."""
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, as shells report it
 
-    def __init__(self, executor: Executor, on_first: Callable[[], None]) -> None:
+
+class _DrainOnSignal:
+    """First SIGINT or SIGTERM: drain (executor.stop); a second one: KeyboardInterrupt. Main thread only."""
+
+    def __init__(self, executor: Executor, on_first: Callable[[str], None]) -> None:
         self.executor = executor
         self.on_first = on_first
-        self.previous: Any = None
-        self.fired = False
+        self.previous: dict[int, Any] = {}
+        self.signum: int | None = None
 
-    def __enter__(self) -> "_SigintDrain":
+    @property
+    def fired(self) -> bool:
+        return self.signum is not None
+
+    def __enter__(self) -> "_DrainOnSignal":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in SIGNAL_EXIT:
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.fired:
             raise KeyboardInterrupt
-        self.fired = True
-        self.on_first()
+        self.signum = signum
+        self.on_first(signal.Signals(signum).name)
         self.executor.stop()
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
 
 
 def run_stream(
@@ -112,7 +130,7 @@ def run_stream(
     Args:
         mode: ``throughput`` (no drops, order kept), ``latency`` (newest frame wins) or ``serial``.
         max_frames: stop after reading this many frames.
-        handle_sigint: install the drain-on-Ctrl-C handler (main thread only).
+        handle_sigint: install the drain-on-SIGINT/SIGTERM handler (main thread only).
         on_result: called per result after the sinks (progress displays, tests).
     """
     if max_frames is not None:
@@ -120,8 +138,8 @@ def run_stream(
     executor = pipeline.executor_for(mode, queue_size=queue_size, maps=maps)
     summary = RunSummary(backend=pipeline.backend.name, mode=Mode.parse(mode).value)
     start = time.perf_counter()
-    drain = _SigintDrain(executor, lambda: log.warning("Ctrl-C: stopping capture and draining the pipeline "
-                                                        "(press Ctrl-C again to abort)"))
+    drain = _DrainOnSignal(executor, lambda name: log.warning("%s: stopping capture and draining the pipeline "
+                                                              "(send it again to abort)", name))
     captions: list[str] = []
     results = executor.run(source)
     try:
@@ -139,7 +157,12 @@ def run_stream(
         raise
     finally:
         results.close()  # stops and joins the pipeline threads if we left early
+        for sink in sinks:
+            if source.skipped:
+                sink.note_skipped(list(source.skipped))
         summary.interrupted = summary.interrupted or drain.fired
+        if drain.signum is not None:
+            summary.signal = signal.Signals(drain.signum).name
         errors = []
         for sink in sinks:
             try:
@@ -156,6 +179,10 @@ def run_stream(
         summary.captions = captions
         if errors and sys.exc_info()[0] is None:
             raise errors[0]
+    if summary.frames_written == 0 and source.skipped and not summary.interrupted:
+        first = source.skipped[0]
+        raise InputError(f"No frame could be used: {len(source.skipped)} input(s) skipped, e.g. {first['item']} "
+                         f"({first['reason']}).")
     return summary
 
 

@@ -23,6 +23,7 @@ from tr2m_edge.errors import InputError
 from tr2m_edge.runtime.frames import Frame
 
 log = logging.getLogger(__name__)
+MAX_CAMERA_INDEX = 255  # checked before OpenCV sees it (a negative index crashes some OpenCV builds)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -51,6 +52,7 @@ class FrameSource(abc.ABC):
         self.name = name
         self.count = 0
         self.limit: int | None = None  # stop after this many frames (None: until the stream ends)
+        self.skipped: list[dict[str, str]] = []  # items the source could not deliver: {"item", "reason"}
         self._stop = threading.Event()
 
     def open(self) -> "FrameSource":
@@ -70,6 +72,14 @@ class FrameSource(abc.ABC):
         frame.index = self.count
         self.count += 1
         return frame
+
+    def skip(self, item: str, reason: str) -> None:
+        """Record an item (a file) the source skipped, with why; warned about once per run."""
+        if not self.skipped:
+            log.warning("Skipping %s: it %s (unreadable inputs are counted and listed in frames.jsonl)", item, reason)
+        else:
+            log.info("Skipping %s: it %s", item, reason)
+        self.skipped.append({"item": str(item), "reason": reason})
 
     def request_stop(self) -> None:
         """Wake up any reconnect wait; the next read may return None."""
@@ -184,6 +194,9 @@ class CameraSource(OpenCVSource):
 
     def __init__(self, index: int, *, size: tuple[int, int] | None = None, open_attempts: int = 3,
                  reconnect_timeout: float = 30.0) -> None:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_CAMERA_INDEX:
+            raise InputError(f"Camera index {index!r} is not valid: give a whole number from 0 to {MAX_CAMERA_INDEX} "
+                             "(0 is the first camera, /dev/video0 on Linux).")
         super().__init__(int(index), f"Camera {index}", live=True, open_attempts=open_attempts,
                          reconnect_timeout=reconnect_timeout, size=size)
 
@@ -251,17 +264,43 @@ class ImageSource(FrameSource):
     def read_image(self) -> np.ndarray | None:
         if not self.files:
             self.open()
-        cv2 = _cv2()
         while self._pos < len(self.files):
             path = self.files[self._pos]
             self._pos += 1
-            image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            image, problem = read_image_file(path)
             if image is None:
                 self.unreadable += 1
-                log.warning("Skipping unreadable image %s", path)
+                self.skip(path, problem)
                 continue
             return bgr_to_rgb(image)
         return None
+
+
+def _truncated(data: bytes, suffix: str) -> bool:
+    """True when a JPEG lacks its end-of-image marker or a PNG its IEND chunk (a cut-off file)."""
+    tail = data.rstrip(b"\x00")[-16:]
+    if suffix in (".jpg", ".jpeg"):
+        return not tail.endswith(b"\xff\xd9")
+    if suffix == ".png":
+        return not tail.endswith(b"IEND\xaeB`\x82")
+    return False
+
+
+def read_image_file(path: str | Path) -> tuple[np.ndarray | None, str]:
+    """(OpenCV image, "") for a readable file, or (None, why) for an unreadable, empty or truncated one."""
+    cv2 = _cv2()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if not data:
+        return None, "is empty"
+    if _truncated(data, Path(path).suffix.lower()):
+        return None, "is truncated (no end-of-image marker)"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        return None, "is not an image OpenCV can decode"
+    return image, ""
 
 
 class SyntheticSource(FrameSource):

@@ -23,18 +23,19 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tr2m_edge.config import ModelConfig
+from tr2m_edge.config import ModelConfig, check_frame_size
 from tr2m_edge.contract import TensorSpec
 from tr2m_edge.errors import BundleError, ConfigError
 from tr2m_edge.fileio import check_header, write_json_atomic
+from tr2m_edge.schema import build
 from tr2m_edge.system import EngineTarget
 
 log = logging.getLogger(__name__)
 BUNDLE_FORMAT = "tr2m-edge/bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: the manifest carries its own digest
 MANIFEST = "manifest.json"
 COMPONENTS = ("preprocess", "depth", "image_encoder", "head", "text_encoder", "scene_bias")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -52,14 +53,11 @@ class ComponentFile:
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ComponentFile":
-        return cls(
-            component=str(d["component"]), file=str(d["file"]), sha256=str(d["sha256"]),
-            precision=str(d["precision"]), format=str(d.get("format", "onnx")),
-            inputs=tuple(TensorSpec.from_dict(t) for t in d.get("inputs", ())),
-            outputs=tuple(TensorSpec.from_dict(t) for t in d.get("outputs", ())),
-        )
+    def __post_init__(self) -> None:
+        parts = PurePosixPath(self.file).parts
+        if not parts or self.file.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise BundleError(f"The manifest names the file '{self.file}', which is not a path inside the bundle; "
+                              "refusing to read it. Re-export the bundle.")
 
 
 @dataclass
@@ -78,6 +76,14 @@ class Manifest:
     parity: dict[str, Any] = field(default_factory=dict)
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_VERSION
+    digest: str = ""  # sha256 of the manifest's canonical form without this field (manifest_digest)
+
+    def __post_init__(self) -> None:
+        if self.frame_size is not None:
+            try:
+                self.frame_size = check_frame_size(self.frame_size)
+            except ConfigError as exc:
+                raise BundleError(f"The manifest's frame_size is invalid: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -86,20 +92,20 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "manifest.json") -> "Manifest":
-        check_header(d, BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, where, "tr2m-edge bundle manifest",
-                     upgrade="Upgrade tr2m-edge or re-export the bundle.")
+        """Read a manifest: format checked, every field type-checked, the digest verified (format >= 2)."""
+        version = check_header(d, BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, where, "tr2m-edge bundle manifest",
+                               upgrade="Upgrade tr2m-edge or re-export the bundle.")
+        if version >= 2:
+            want = manifest_digest(d)
+            if d.get("digest") != want:
+                raise BundleError(f"{where} does not match its own digest: it was edited or corrupted after export. "
+                                  "Re-export the bundle (or restore the manifest).")
+        elif "digest" not in d:
+            log.warning("%s (bundle format %d) carries no digest of its own: re-export it to protect it.", where, version)
         try:
-            model = ModelConfig.from_dict(d["model"])
-            files = [ComponentFile.from_dict(f) for f in d["files"]]
-        except (KeyError, TypeError, ConfigError) as exc:
-            raise BundleError(f"{where} is malformed ({exc}). Re-export the bundle.") from None
-        fs = d.get("frame_size")
-        return cls(
-            model=model, files=files, frame_size=tuple(fs) if fs else None, dynamic=bool(d.get("dynamic", False)),
-            exporter=dict(d.get("exporter", {})), tokenizer=dict(d.get("tokenizer", {})),
-            hashes=dict(d.get("hashes", {})), tensorrt=d.get("tensorrt"), tools=dict(d.get("tools", {})),
-            parity=dict(d.get("parity", {})), format=d["format"], format_version=int(d["format_version"]),
-        )
+            return build(cls, d, where, BundleError, labels={cls: "manifest", ComponentFile: "file entry"})
+        except BundleError as exc:
+            raise BundleError(f"{exc} Re-export the bundle.") from None
 
     def find(self, component: str, precision: str = "fp32", fmt: str = "onnx") -> ComponentFile | None:
         for f in self.files:
@@ -111,10 +117,19 @@ class Manifest:
         return sorted({f.component for f in self.files})
 
 
+def manifest_digest(data: dict[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON (sorted keys, no spaces), its ``digest`` field left out."""
+    body = {k: v for k, v in data.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write_manifest(root: str | Path, manifest: Manifest) -> Path:
-    """Write ``root/manifest.json`` atomically: the one place a manifest is written."""
+    """Write ``root/manifest.json`` atomically with its digest: the one place a manifest is written."""
+    manifest.format_version = BUNDLE_VERSION
+    data = manifest.to_dict()
+    data["digest"] = manifest.digest = manifest_digest(data)
     path = Path(root) / MANIFEST
-    write_json_atomic(path, manifest.to_dict())
+    write_json_atomic(path, data)
     return path
 
 

@@ -251,6 +251,16 @@ class CaptionCache:
                 log.warning("%s", exc)
         return sorted(entries, key=lambda e: (e.normalised, e.name))
 
+    def verify(self) -> list[CacheEntry]:
+        """Check every entry's record and bias file (sha256); BundleError naming the first bad one."""
+        entries = []
+        if self.root.is_dir():
+            for meta in sorted(self.root.glob("*.json")):
+                entry = self._read(meta)
+                self._load(entry)
+                entries.append(entry)
+        return entries
+
     def names(self) -> dict[str, str]:
         """Entry name -> caption of the current entries (lets a user type a listed name)."""
         return {e.name: e.caption for e in self.list() if self.is_current(e)}

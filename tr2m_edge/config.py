@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from tr2m_edge.errors import ConfigError
+from tr2m_edge.schema import build
 
 PATCH_SIZE = 14  # ViT patch size of every encoder: input sizes are multiples of it
 CONTEXT_LENGTH = 77  # CLIP text context (tokens per caption)
+MAX_INPUT_SIDE = 4032  # largest network input side (288 patches; KITTI's 350x1204 fits); memory grows with its square
+MAX_FRAME_SIDE = 8192  # largest camera frame side (8K); larger frames are refused before any allocation
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ENCODER_FAMILIES = ("depth_anything", "dinov2", "open_clip", "hf_clip")
@@ -159,24 +162,9 @@ class ModelConfig:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        """Rebuild from :meth:`to_dict` output; unknown or missing keys raise ConfigError."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"A model config must be a JSON object; got {type(data).__name__}.")
-        d = dict(data)
-        try:
-            d["depth"] = _build(EncoderSpec, d["depth"])
-            d["image"] = None if d.get("image") is None else _build(EncoderSpec, d["image"])
-            d["text"] = _build(EncoderSpec, d["text"])
-            d["head"] = _build(HeadConfig, d.get("head", {}))
-            pre = dict(d.get("preprocess", {}))
-            for key in ("input_size", "mean", "std"):
-                if key in pre:
-                    pre[key] = tuple(pre[key])
-            d["preprocess"] = _build(PreprocessConfig, pre)
-        except KeyError as exc:
-            raise ConfigError(f"Model config is missing the field {exc}.") from None
-        return _build(cls, d)
+    def from_dict(cls, data: dict[str, Any], where: str = "model config") -> "ModelConfig":
+        """Rebuild from :meth:`to_dict` output; every field type-checked (:func:`tr2m_edge.schema.build`)."""
+        return build(cls, data, where)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelConfig":
@@ -186,21 +174,8 @@ class ModelConfig:
             raise ConfigError(f"Model config is not valid JSON: {exc}.") from None
 
 
-def _build(kind: type, data: dict[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"Unknown {kind.__name__} field(s): {', '.join(unknown)}. Known: {', '.join(sorted(names))}."
-        )
-    try:
-        return kind(**data)
-    except TypeError as exc:
-        raise ConfigError(f"Invalid {kind.__name__}: {exc}.") from None
-
-
 def check_input_size(size: tuple[int, ...] | list[int]) -> tuple[int, int]:
-    """Validate an (height, width) network input size: two positive multiples of 14."""
+    """Validate an (height, width) network input size: two positive multiples of 14, at most MAX_INPUT_SIDE."""
     if len(size) != 2:
         raise ConfigError(f"Input size must be (height, width); got {tuple(size)}.")
     h, w = int(size[0]), int(size[1])
@@ -210,6 +185,9 @@ def check_input_size(size: tuple[int, ...] | list[int]) -> tuple[int, int]:
             f"Input size {h}x{w} is not a multiple of {PATCH_SIZE} in both dimensions "
             f"(the ViT patch size); use e.g. {hint}."
         )
+    if max(h, w) > MAX_INPUT_SIDE:
+        raise ConfigError(f"Input size {h}x{w} is larger than the supported {MAX_INPUT_SIDE} px per side "
+                          "(attention memory grows with the square of the token count); use e.g. 434x560.")
     return h, w
 
 
@@ -224,10 +202,14 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def check_frame_size(size: tuple[int, ...] | list[int]) -> tuple[int, int]:
-    """Validate a camera frame size (height, width): any size with both sides >= 2."""
+    """Validate a camera frame size (height, width): both sides from 2 to MAX_FRAME_SIDE."""
     if len(size) != 2 or min(int(v) for v in size) < 2:
         raise ConfigError(f"Frame size must be (height, width) with both >= 2; got {tuple(size)}.")
-    return int(size[0]), int(size[1])
+    h, w = int(size[0]), int(size[1])
+    if max(h, w) > MAX_FRAME_SIDE:
+        raise ConfigError(f"Frame size {h}x{w} is larger than the supported {MAX_FRAME_SIDE} px per side; "
+                          "give the camera's frame size, e.g. 480x640.")
+    return h, w
 
 
 def parse_frame_size(text: str) -> tuple[int, int]:
@@ -302,4 +284,8 @@ def load_config(path: str | Path) -> ModelConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"Config file not found: {p}. Pass a JSON file written by tr2m-edge.")
-    return ModelConfig.from_json(p.read_text())
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {p} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    return ModelConfig.from_json(text)

@@ -14,6 +14,7 @@ continue bit for bit; ``best.pt`` is the head with the best validation metric.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -37,6 +38,7 @@ from torch.utils.data import DataLoader
 from tr2m_edge.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tr2m_edge.config import PATCH_SIZE
 from tr2m_edge.errors import CheckpointError, ConfigError
+from tr2m_edge.fileio import prepare_output_dir
 from tr2m_edge.metrics import LOWER_IS_BETTER
 from tr2m_edge.model import ScaleMapHead, build_head, build_model, metric_from_relative
 from tr2m_edge.preprocess import preprocess_tensor
@@ -112,6 +114,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.out_dir = Path(cfg.out_dir)
+        if self.dist.is_main:
+            prepare_output_dir(self.out_dir, "--out (out_dir)")  # before any model is built
         self.model_cfg = cfg.model_config()
         self.model = build_model(self.model_cfg)
         with torch.random.fork_rng(devices=[]):
@@ -375,7 +379,7 @@ class Trainer:
                    TimeRemainingColumn())
         bar = Progress(*columns, console=console, disable=not (main and cfg.progress))
         t0 = time.perf_counter()
-        with bar:
+        with bar, self._save_on_interrupt(record, last_path):
             task = bar.add_task("train", total=stop, completed=self.step, loss="-")
             for step in range(self.step, stop):
                 batch = next(loaders[self.plan.dataset_of(step)])
@@ -405,6 +409,18 @@ class Trainer:
             logf.close()
         return TrainResult(self.out_dir, last_path, best_path if best_path.is_file() else None, self.step,
                            self.best, history, main)
+
+    @contextlib.contextmanager
+    def _save_on_interrupt(self, record: Any, last_path: Path) -> Iterator[None]:
+        """Ctrl-C or SIGTERM: write last.pt at the step reached (resume continues from it), then stop."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.dist.is_main and self.step > 0:
+                save_checkpoint(self._checkpoint(True, {}), last_path)
+                record({"event": "interrupted", "step": self.step, "last": str(last_path)})
+                log.warning("interrupted at step %d: wrote %s (resume with --resume auto)", self.step, last_path)
+            raise
 
     def _validate_and_keep(self, record: Any, since_val: list[float], best_path: Path) -> None:
         if not self.dist.is_main:

@@ -52,7 +52,7 @@ def _submit(plan: PlanRun, pkt: Packet, frames: FramePlan) -> tuple[Packet, InFl
     return pkt, flight
 
 
-def _complete(plan: PlanRun, item: tuple[Packet, InFlight], results: queue.Queue) -> None:
+def _complete(plan: PlanRun, item: tuple[Packet, InFlight], results: Any) -> None:
     pkt, flight = item
     outputs = flight.wait()
     pkt.out, pkt.dep = outputs.out, outputs.dep
@@ -60,7 +60,7 @@ def _complete(plan: PlanRun, item: tuple[Packet, InFlight], results: queue.Queue
     plan.put(results, pkt)
 
 
-def _infer_loop(plan: PlanRun, first: Any, results: queue.Queue, frames: FramePlan) -> None:
+def _infer_loop(plan: PlanRun, first: Any, results: Any, frames: FramePlan) -> None:
     """Submit frame N, then complete frame N-1; with no frame waiting, complete the pending one first."""
     pending: deque[tuple[Packet, InFlight]] = deque()
     while True:
@@ -86,8 +86,7 @@ def _infer_loop(plan: PlanRun, first: Any, results: queue.Queue, frames: FramePl
 
 def run(plan: PlanRun, source: FrameSource) -> Iterator[MetricDepth]:
     """Capture thread + inference thread over the runners' frame plan; postprocess here."""
-    first = plan.first_queue()
-    results: queue.Queue = queue.Queue(1 if plan.latency else plan.queue_size)
+    first, results = plan.boundary(), plan.boundary()
     frames = frame_plan_for(plan.stages)
     threads = [plan.thread("capture", plan.capture_loop, source, first),
                plan.thread("infer", _infer_loop, plan, first, results, frames)]

@@ -15,7 +15,7 @@ from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sources import FrameSource
 
 
-def _stage_loop(plan: PlanRun, fn: Callable[..., Any], inputs: list[Any], outputs: list[queue.Queue]) -> None:
+def _stage_loop(plan: PlanRun, fn: Callable[..., Any], inputs: list[Any], outputs: list[Any]) -> None:
     while True:
         items = [plan.get(q) for q in inputs]
         if any(item is END for item in items):
@@ -52,9 +52,9 @@ def run(plan: PlanRun, source: FrameSource) -> Iterator[MetricDepth]:
         return pkt
 
     size = 1 if plan.latency else plan.queue_size
-    first = plan.first_queue()
-    to_depth, depth_out, to_finish, results = (queue.Queue(size) for _ in range(4))
-    stages: list[tuple[str, Callable[..., Any], list[Any], list[queue.Queue]]]
+    first, results = plan.boundary(), plan.boundary()
+    to_depth, depth_out, to_finish = (queue.Queue(size) for _ in range(3))
+    stages: list[tuple[str, Callable[..., Any], list[Any], list[Any]]]
     if st.has_image_encoder:
         to_image: queue.Queue = queue.Queue(size)
         image_out: queue.Queue = queue.Queue(size)

@@ -7,7 +7,9 @@ Each layer registers its commands from its own module; :func:`main` turns every
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,15 +31,32 @@ def _register() -> None:
     import tr2m_edge.cli.train  # noqa: F401
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` and cleanup runs; exit status 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``tr2m-edge`` script."""
+    """Entry point of the ``tr2m-edge`` script.
+
+    A Tr2mError becomes one line on stderr and exit status 2; Ctrl-C exits 130 and SIGTERM
+    143, after the running command's cleanup (``run`` drains its pipeline first).
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     _register()
     try:
         app(args=argv, standalone_mode=True)
     except Tr2mError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(exc.exit_code)
+    except Terminated:
+        err_console.print("terminated")
+        sys.exit(143)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

@@ -70,11 +70,13 @@ def import_official_cmd(
 ) -> None:
     """Convert the authors' released TR2M head weights into a tr2m-edge checkpoint."""
     from tr2m_edge.checkpoint import import_official, save_checkpoint
+    from tr2m_edge.fileio import check_output_file
 
+    check_output_file(output, "--output")
     ckpt = import_official(weights, preset=preset)
     save_checkpoint(ckpt, output)
     n = sum(v.numel() for v in ckpt.head.values())
-    console.print(f"Imported {len(ckpt.head)} tensors ({n / 1e6:.2f} M parameters) from {weights} -> {output}")
+    console.print(escape(f"Imported {len(ckpt.head)} tensors ({n / 1e6:.2f} M parameters) from {weights} -> {output}"))
 
 
 def _bundle_info(path: Path) -> None:
@@ -105,10 +107,8 @@ def _bundle_info(path: Path) -> None:
     console.print(table)
     for line in parity_summary(m):
         console.print(escape(line))
-    try:
-        from tr2m_edge.caption_cache import CaptionCache
+    from tr2m_edge.caption_cache import CaptionCache
 
-        scenes = CaptionCache(bundle).list()
-        console.print(f"cached scenes: {', '.join(repr(s.caption) for s in scenes) or 'none'}")
-    except Exception as exc:  # noqa: BLE001 - the summary never fails on the cache
-        console.print(f"cached scenes: unreadable ({exc})")
+    scenes = CaptionCache(bundle).verify()  # every cached bias checked too: a tampered one is named, exit 2
+    listed = ", ".join(repr(s.caption) for s in scenes) or "none"
+    console.print(escape(f"cached scenes: {listed}" + (f" ({len(scenes)} verified)" if scenes else "")))

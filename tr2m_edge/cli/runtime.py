@@ -27,6 +27,8 @@ def run_cmd(**options: Any) -> None:
 
     summary = run_from_options(RunOptions(**options), console)
     console.print(escape(summary.describe()))
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 @app.command("bench")
@@ -46,8 +48,11 @@ def bench_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON here."),
 ) -> None:
     """Per-stage latency percentiles, end-to-end latency, pipelined vs serial FPS, memory and drift."""
+    from tr2m_edge.fileio import check_output_file, write_text_atomic
     from tr2m_edge.runtime.bench import run_bench
 
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the benchmark, not after it
     report = run_bench(
         bundle, backend=backend, precision=precision, frames=frames, warmup=warmup,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()), threads=threads, caption=caption,
@@ -80,5 +85,5 @@ def bench_cmd(
         out.print(f"drift vs {report.drift_reference}: max |diff| {d['max_abs']:.3g} m, mean |diff| {d['mean_abs']:.3g} m, "
                   f"rel {d['rel']:.3g}, AbsRel {d['abs_rel']:.3g}")
     if json_out is not None:
-        json_out.write_text(json.dumps(report.as_dict(), indent=2) + os.linesep)
+        write_text_atomic(json_out, json.dumps(report.as_dict(), indent=2) + os.linesep)
         out.print(f"report written to {json_out}")

@@ -35,6 +35,7 @@ def train_cmd(
     """Train the TR2M head (one process, or many under torchrun) from a JSON config."""
     import json
 
+    from tr2m_edge.fileio import check_output_file, write_text_atomic
     from tr2m_edge.train.config import load_train_config, with_default_caption
     from tr2m_edge.train.trainer import train
 
@@ -48,8 +49,7 @@ def train_cmd(
     if default_caption:
         cfg = with_default_caption(cfg, default_caption)
     if write_config is not None:
-        write_config.parent.mkdir(parents=True, exist_ok=True)
-        write_config.write_text(cfg.to_json() + "\n")
+        write_text_atomic(check_output_file(write_config, "--write-config"), cfg.to_json() + "\n")
         console.print(f"Wrote the train config to {write_config}")
         return
     result = train(cfg, resume=resume)
