@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tr2m_edge.bundle import open_bundle
-from tr2m_edge.errors import InputError
+from tr2m_edge.errors import InputError, OutputError
 from tr2m_edge.runtime.caption_input import CaptionFileWatcher, StdinCaptionReader
 from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.pipeline import DepthPipeline
@@ -146,7 +146,12 @@ def run_stream(
         with (drain if handle_sigint else _Nothing()):
             for result in results:
                 for sink in sinks:
-                    sink.write(result)
+                    try:
+                        sink.write(result)
+                    except OSError as exc:  # disk full, permissions, a removed folder: stop, keep what is written
+                        raise OutputError(
+                            f"Writing the {sink.name} output failed at frame {result.index} ({exc.strerror or exc}); "
+                            f"the {summary.frames_written} frame(s) written before it are complete.") from None
                 summary.frames_written += 1
                 if not captions or captions[-1] != result.caption:
                     captions.append(result.caption)

@@ -75,6 +75,8 @@ class TrainConfig:
         for name in ("batch_size", "ckpt_every", "val_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}.")
+        if self.val_limit is not None and self.val_limit < 0:
+            raise ConfigError(f"val_limit must be >= 0 (or null for all); got {self.val_limit}.")
         if self.steps < 0 or self.epochs < 1 or self.lr <= 0 or self.grad_clip < 0 or self.warmup_steps < 0:
             raise ConfigError("Need steps >= 0, epochs >= 1, lr > 0, grad_clip >= 0 and warmup_steps >= 0.")
         self.model_config()  # validate early

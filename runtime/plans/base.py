@@ -79,11 +79,15 @@ class LatestSlot:
 
     def put(self, item: Any) -> bool:
         """Store ``item``; True when it replaced an unread item (a dropped frame)."""
+        return self.swap(item)[0]
+
+    def swap(self, item: Any) -> tuple[bool, Any]:
+        """Store ``item``; (True, the replaced item) when an unread one was replaced, else (False, None)."""
         with self._cond:
-            replaced = self._has
+            replaced, old = self._has, self._item
             self._item, self._has = item, True
             self._cond.notify()
-            return replaced
+            return replaced, (old if replaced else None)
 
     def close(self) -> None:
         with self._cond:
@@ -128,6 +132,8 @@ class PlanRun:
         self.stop = stop
         self.abort = threading.Event()
         self.error: BaseException | None = None
+        self._dropped: set[int] = set()
+        self._drop_lock = threading.Lock()
 
     @property
     def latency(self) -> bool:
@@ -137,10 +143,10 @@ class PlanRun:
         """A queue between two steps: newest-frame-wins (a :class:`LatestSlot`) in latency mode,
         a bounded FIFO of ``size`` (default: the run's queue size) otherwise.
 
-        Latency mode puts a slot where frames wait for a slower consumer (after capture and
-        before the sinks), so a slow sink gets the newest finished frame instead of one
-        that queued behind several older ones: the age of what it shows stays within about
-        one inference pass plus one sink period.
+        Latency mode puts a slot at every boundary (after capture, between stages, before
+        the sinks), so no step ever works on or hands out a frame while a newer one waits:
+        a slow sink gets the newest finished frame instead of one that queued behind several
+        older ones, and its age stays within about one inference pass plus one sink period.
         """
         return LatestSlot() if self.latency else queue.Queue(size or self.queue_size)
 
@@ -203,8 +209,10 @@ class PlanRun:
         if isinstance(q, LatestSlot):
             if item is END:
                 q.close()
-            elif q.put(item):
-                self.counters.add("dropped")
+            else:
+                replaced, old = q.swap(item)
+                if replaced:
+                    self.drop(old)
             return
         while True:
             if self.abort.is_set():
@@ -214,6 +222,15 @@ class PlanRun:
                 return
             except queue.Full:
                 continue
+
+    def drop(self, pkt: Any) -> None:
+        """Count a packet dropped for a newer one (once per frame, whichever boundary dropped it)."""
+        index = pkt.frame.index if isinstance(pkt, Packet) else id(pkt)
+        with self._drop_lock:
+            if index in self._dropped:
+                return
+            self._dropped.add(index)
+        self.counters.add("dropped")
 
     def fail(self, exc: BaseException) -> None:
         if self.error is None:

@@ -4,11 +4,15 @@ Per frame ``N``: ``DIR/N.png`` (uint16, millimetres, 0..65535 so depths beyond 6
 saturate: keep ``--save-npy`` for exact far values), ``DIR/N.npy`` (float32 metres) and
 one line in ``DIR/frames.jsonl``: index, timestamp, min/median/max depth (m), latency
 (ms), caption. Images are written to a temp file and renamed, and the JSON line is
-appended after them in one write, so every line names complete files.
+appended after them in one write, so every line names complete files (also after a
+SIGKILL). A run replaces the folder's ``frames.jsonl`` (atomically, when it starts), and
+holds ``DIR/.lock`` so that a second run into the same folder is refused. Inputs the
+source could not use are listed as ``{"skipped": ..., "reason": ...}`` lines.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -16,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tr2m_edge.errors import InputError
+from tr2m_edge.errors import InputError, OutputError
+from tr2m_edge.fileio import prepare_output_dir, write_bytes_atomic
 from tr2m_edge.runtime.results import MetricDepth
-from tr2m_edge.fileio import write_bytes_atomic
 from tr2m_edge.runtime.sinks.base import Sink
 
 MM_PER_M = 1000.0
+LOCK = ".lock"  # held (flock) by the run writing into the folder
 
 
 def depth_to_png16(depth: np.ndarray) -> bytes:
@@ -41,16 +46,28 @@ class DepthFileSink(Sink):
     name = "save-depth"
 
     def __init__(self, folder: str | Path, *, npy: bool = False, png: bool = True) -> None:
-        self.folder = Path(folder)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"Cannot create the depth folder {self.folder}: {exc.strerror}.") from None
+        self.folder = prepare_output_dir(folder, "--save-depth")
         self.npy = npy
         self.png = png
+        self._lock = self._take_lock()
         self.records = self.folder / "frames.jsonl"
-        self._fd = os.open(self.records, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        write_bytes_atomic(self.records, b"")  # a run replaces the folder's records, never appends to them
+        self._fd = os.open(self.records, os.O_WRONLY | os.O_APPEND)
         self.written = 0
+
+    def _take_lock(self) -> int:
+        """An exclusive lock on ``folder/.lock``: two runs never write into the same folder at once."""
+        fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise OutputError(f"--save-depth {self.folder} is in use by another run (pid {owner}); "
+                              "wait for it or choose another folder.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
 
     def write(self, result: MetricDepth) -> None:
         stem = f"{result.index:06d}"
@@ -66,8 +83,16 @@ class DepthFileSink(Sink):
         os.write(self._fd, (json.dumps(record) + "\n").encode())
         self.written += 1
 
+    def note_skipped(self, items: list[dict[str, str]]) -> None:
+        """One ``{"skipped": file, "reason": why}`` line per input the source could not use."""
+        for item in items:
+            os.write(self._fd, (json.dumps({"skipped": item["item"], "reason": item["reason"]}) + "\n").encode())
+
     def close(self) -> None:
         if self._fd >= 0:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+        if self._lock >= 0:
+            os.close(self._lock)  # releases the flock
+            self._lock = -1
