@@ -264,7 +264,10 @@ class _Late:
 
 
 def _initial_caption(opts: RunOptions) -> str | None:
-    if opts.text:
+    if opts.text is not None:
+        if not opts.text.strip():
+            raise InputError("--text is empty; describe the scene, e.g. --text 'warehouse aisle' (or leave --text out "
+                             "to use the bundle's first cached caption).")
         return opts.text
     if opts.scene_file is not None:
         if not opts.scene_file.is_file():

@@ -21,3 +21,10 @@ def test_export_sizes(tmp_path, cli, assert_one_line, args, message):
 def test_camera_index(battery_bundle, cli, assert_one_line, index):
     code, _, err = cli("run", "-b", battery_bundle, "--camera", index, "--text", "a room")
     assert_one_line(code, err, rf"Camera index {index} is not valid")
+
+
+def test_an_empty_caption_is_refused_not_replaced(battery_bundle, cli, assert_one_line):
+    code, _, err = cli("run", "-b", battery_bundle, "--synthetic", "-n", "1", "--text", "")
+    assert_one_line(code, err, r"--text is empty; describe the scene")
+    code, _, err = cli("run", "-b", battery_bundle, "--synthetic", "-n", "1", "--text", "   ")
+    assert_one_line(code, err, r"--text is empty")
