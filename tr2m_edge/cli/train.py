@@ -62,7 +62,8 @@ def train_cmd(
 @app.command("eval")
 def eval_cmd(
     ckpt: Path = typer.Option(..., "--ckpt", help="Checkpoint to evaluate (best.pt or last.pt)."),
-    dataset: str = typer.Option(..., "--dataset", help="nyu, kitti, void, c3vd, folder or synthetic."),
+    dataset: str = typer.Option(..., "--dataset", help="nyu, kitti, void, c3vd, folder, synthetic, or a zero-shot set: "
+                                "sunrgbd, ibims, diode_outdoor, hypersim, simcol."),
     root: Optional[Path] = typer.Option(None, "--root", help="Dataset folder in its public layout (not for synthetic)."),
     split: str = typer.Option("test", "--split", help="Split to evaluate (test, val, train, ...)."),
     captions: Optional[Path] = typer.Option(
