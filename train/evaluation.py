@@ -14,7 +14,6 @@ averaged per image; each row records how many pixels were scored.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tr2m_edge.config import check_input_size
 from tr2m_edge.errors import ConfigError, InputError
+from tr2m_edge.fileio import check_output_file, write_json_atomic
 from tr2m_edge.metrics import METRIC_NAMES, average_metrics, compute_metrics, scored_mask
 from tr2m_edge.model import TR2M, postprocess_depth
 from tr2m_edge.model.encoders import tokenize
@@ -188,15 +188,20 @@ def evaluate_checkpoint(
     device: str = "cpu",
     progress: bool = True,
 ) -> EvalResult:
-    """Load a checkpoint, evaluate it on ``spec`` and optionally write the result as JSON."""
+    """Load a checkpoint, evaluate it on ``spec`` and optionally write the result as JSON.
+
+    Bad arguments (a negative ``limit``, an unwritable ``output``) fail before the model loads.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (or left out for every image); got {limit}.")
+    if output is not None:
+        check_output_file(output, "--output")
     model, _ = load_trained_model(ckpt, device)
     dataset = open_dataset(spec, size=model.cfg.preprocess.input_size)
     result = evaluate(model, dataset, input_size, limit, shuffle_captions, progress)
     if output is not None:
-        out = Path(output)
-        out.parent.mkdir(parents=True, exist_ok=True)
         data = result.to_dict()
         data["checkpoint"] = str(ckpt)
         data["shuffle_captions"] = shuffle_captions
-        out.write_text(json.dumps(data, indent=2))
+        write_json_atomic(output, data)
     return result

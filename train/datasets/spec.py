@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,6 +52,11 @@ class DatasetSpec:
             raise ConfigError(f"Dataset '{self.name}' needs a root folder.")
         if self.name == "synthetic" and self.count <= 0:
             raise ConfigError(f"A synthetic dataset needs count > 0; got {self.count}.")
+        proto = self.protocol
+        if not (math.isfinite(proto.min_depth) and math.isfinite(proto.max_depth)
+                and 0 <= proto.min_depth < proto.max_depth):
+            raise ConfigError(f"The valid depth range of '{self.name}' must satisfy 0 <= min_depth < max_depth; got "
+                              f"min_depth {proto.min_depth:g}, max_depth {proto.max_depth:g} (--min-depth/--max-depth).")
 
     @property
     def protocol(self) -> Protocol:
