@@ -107,6 +107,11 @@ class OrtRunner(Runner):
         self.providers: list[str] = []
 
     @property
+    def frame_plan(self) -> str:  # type: ignore[override]
+        """``async`` on GPU providers (the device plan issues and waits), ``host`` on the CPU."""
+        return "async" if self.device_kind == "cuda" else "host"
+
+    @property
     def device_kind(self) -> str:
         """``cuda`` when the session runs (or, before activation, is asked to run) on a GPU provider."""
         names = self.providers or [PROVIDER_ALIASES.get(p.lower(), p) for p in self.requested_providers]
