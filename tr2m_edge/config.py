@@ -21,6 +21,7 @@ from tr2m_edge.schema import build
 PATCH_SIZE = 14  # ViT patch size of every encoder: input sizes are multiples of it
 CONTEXT_LENGTH = 77  # CLIP text context (tokens per caption)
 MAX_INPUT_SIDE = 4032  # largest network input side (288 patches; KITTI's 350x1204 fits); memory grows with its square
+OUTPUT_STRIDES = (1, 2, 4, 8)  # resolutions of the head's decoder: 1/stride of the network input
 MAX_FRAME_SIDE = 8192  # largest camera frame side (8K); larger frames are refused before any allocation
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -81,6 +82,7 @@ class HeadConfig:
     out_hidden: int = 32  # per-head 3x3 conv before the final 1x1
     coef_scale: float = 0.01  # A = coef_scale * exp(scale_out)
     coef_shift: float = 0.01  # B = coef_shift * exp(shift_out)
+    output_stride: int = 1  # A and B computed at 1/stride of the input (1: full, as released; 2, 4, 8), then upsampled
 
     def __post_init__(self) -> None:
         if self.in_channels % self.num_heads:
@@ -88,6 +90,13 @@ class HeadConfig:
                 f"head.in_channels ({self.in_channels}) must be divisible by head.num_heads "
                 f"({self.num_heads})."
             )
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"head.output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}; "
+                              f"got {self.output_stride}.")
+        for name in ("in_channels", "num_heads", "mlp_ratio", "text_dim", "project_channels", "decoder_channels",
+                     "mid_channels", "out_hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"head.{name} must be >= 1; got {getattr(self, name)}.")
 
 
 @dataclass(frozen=True)
@@ -244,7 +253,8 @@ def _edge() -> ModelConfig:
         name="edge",
         depth=EncoderSpec("depth_anything", source="depth-anything/Depth-Anything-V2-Small-hf"),
         image=None,
-        head=dataclasses.replace(paper.head, in_channels=384),
+        # A and B at 1/8 of the input: per frame 1.11x the depth model's MACs (full resolution: 1.65x)
+        head=dataclasses.replace(paper.head, in_channels=384, output_stride=8),
     )
 
 
