@@ -47,7 +47,7 @@ from tr2m_edge.train.config import TrainConfig
 from tr2m_edge.train.datasets import default_augment, open_dataset
 from tr2m_edge.train.evaluation import embed_captions, evaluate
 from tr2m_edge.train.losses import (coarse_contrast_loss, depth_classes, edge_aware_smoothness, fine_contrast_loss,
-                                    silog_loss, tpsi_loss)
+                                    silog_loss, teacher_ab_loss, tpsi_loss)
 from tr2m_edge.train.state import capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
@@ -297,10 +297,13 @@ class Trainer:
             l_fine = fine_contrast_loss(mid.float(), key_mid.float(), classes, lc.fine_pixels,
                                         lc.fine_temperature, gens)
         l_es = edge_aware_smoothness(a, b, images) if lc.w_es else zero
+        l_ab = zero
+        if lc.w_ab and "scale" in batch:  # a teacher's A and B (distillation)
+            l_ab = teacher_ab_loss(a, b, batch["scale"].to(self.device), batch["shift"].to(self.device))
         # each rank holds the whole gathered coarse loss but only its own slice's gradient;
         # x world size makes the DDP-averaged gradient equal the single-process one
         objective = (lc.w_si * l_si + lc.w_tpsi * l_tpsi + lc.w_soc * (l_coarse * self.dist.world_size + l_fine)
-                     + lc.w_es * l_es)
+                     + lc.w_es * l_es + lc.w_ab * l_ab)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(objective).backward()
         self.scaler.unscale_(self.optimizer)
@@ -311,10 +314,10 @@ class Trainer:
             m = lc.momentum
             for pe, p in zip(self.ema.parameters(), self.model.head.parameters()):
                 pe.mul_(m).add_(p.detach(), alpha=1.0 - m)
-        parts = {"si": l_si, "tpsi": l_tpsi, "coarse": l_coarse, "fine": l_fine, "es": l_es}
+        parts = {"si": l_si, "tpsi": l_tpsi, "coarse": l_coarse, "fine": l_fine, "es": l_es, "ab": l_ab}
         out = {name: float(v.detach()) for name, v in parts.items()}
         out["loss"] = (lc.w_si * out["si"] + lc.w_tpsi * out["tpsi"] + lc.w_soc * (out["coarse"] + out["fine"])
-                       + lc.w_es * out["es"])
+                       + lc.w_es * out["es"] + lc.w_ab * out["ab"])
         out["grad_norm"] = float(grad_norm)
         return out
 

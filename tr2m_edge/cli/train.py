@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tr2m_edge.cli.app import app
@@ -104,3 +105,52 @@ def eval_cmd(
         table.add_row(name, f"{result.metrics[name]:.4f}", "lower" if name in LOWER_IS_BETTER else "higher")
     console.print(table)
     console.print(f"Wrote {output}")
+
+
+@app.command("distill")
+def distill_cmd(
+    teacher: Path = typer.Option(..., "--teacher", help="Teacher checkpoint, e.g. the released head imported as best.pt."),
+    images: Optional[Path] = typer.Option(
+        None, "--images", help="Unlabelled frames: an image folder, or a folder-format root (rgb/ + depth/: then the "
+                               "report also scores student and teacher against that ground truth)."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Unlabelled frames from a video file instead."),
+    captions: Optional[Path] = typer.Option(None, "--captions", help="One caption per frame (sorted files / video order)."),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="One caption for every frame, e.g. \"warehouse aisle\"."),
+    preset: str = typer.Option("edge", "--preset", help="The student's preset (its head; its backbone is the teacher's "
+                                                        "depth model, one ViT per frame)."),
+    output: Path = typer.Option(Path("runs/distill"), "--output", "-o", help="Folder for the teacher cache, the student "
+                                                                            "(student/best.pt) and distill.json."),
+    steps: int = typer.Option(300, "--steps", min=1, help="Student optimiser steps."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Batch size per process."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (cosine schedule with warm-up)."),
+    max_frames: int = typer.Option(0, "--max-frames", min=0, help="Use at most this many frames (0: all)."),
+    holdout: int = typer.Option(8, "--holdout", min=1, help="Frames held out for the report (never trained on)."),
+    w_ab: float = typer.Option(1.0, "--w-ab", help="Weight of the L1 of log A and log B against the teacher's."),
+    seed: int = typer.Option(0, "--seed", help="Held-out split, data order and head initialisation."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    resume: bool = typer.Option(True, "--resume/--restart", help="Continue from OUT/student/last.pt when it exists."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Distil a one-ViT student from a teacher's metric depth on unlabelled frames (runs under torchrun too)."""
+    from tr2m_edge.errors import ConfigError
+    from tr2m_edge.train.distill import DistillConfig, distill
+
+    if (images is None) == (video is None):
+        raise ConfigError("Give the frames with exactly one of --images DIR or --video FILE.")
+    cfg = DistillConfig(teacher=str(teacher), frames=str(images or video), out_dir=str(output), preset=preset,
+                        captions=str(captions) if captions else None, text=text, max_frames=max_frames,
+                        holdout=holdout, steps=steps, batch_size=batch_size, lr=lr, w_ab=w_ab, seed=seed,
+                        device=device, progress=not no_progress)
+    report = distill(cfg, resume=resume)
+    if not report:
+        return
+    table = Table(title=f"Distilled {report['student_config']} on {report['frames']} frames "
+                        f"({report['held_out']} held out)")
+    for col in ("comparison", "AbsRel", "delta1", "images"):
+        table.add_column(col)
+    for key in ("student_vs_teacher", "student_vs_truth", "teacher_vs_truth"):
+        if key in report:
+            r = report[key]
+            table.add_row(key.replace("_", " "), f"{r['abs_rel']:.4f}", f"{r['d1']:.4f}", str(r["images"]))
+    console.print(table)
+    console.print(escape(f"student: {report['student']}; report: {output / 'distill.json'}"))

@@ -15,6 +15,7 @@ from tr2m_edge.train.datasets.base import PROTOCOLS, DepthDataset, Protocol, get
 from tr2m_edge.train.datasets.folder import FolderDataset
 from tr2m_edge.train.datasets.public import C3vdDataset, KittiDataset, NyuDataset, VoidDataset
 from tr2m_edge.train.datasets.synthetic import SyntheticDataset
+from tr2m_edge.train.datasets.teacher import TeacherDataset
 from tr2m_edge.train.datasets.zeroshot import (DiodeDataset, HypersimDataset, IbimsDataset, SimcolDataset,
                                                SunRgbdDataset)
 
@@ -22,7 +23,7 @@ DATASET_NAMES = tuple(PROTOCOLS)
 ZERO_SHOT_NAMES = ("sunrgbd", "ibims", "diode_outdoor", "hypersim", "simcol")  # evaluation-only sets
 _READERS = {"nyu": NyuDataset, "kitti": KittiDataset, "void": VoidDataset, "c3vd": C3vdDataset, "folder": FolderDataset,
             "sunrgbd": SunRgbdDataset, "ibims": IbimsDataset, "diode_outdoor": DiodeDataset,
-            "hypersim": HypersimDataset, "simcol": SimcolDataset}
+            "hypersim": HypersimDataset, "simcol": SimcolDataset, "teacher": TeacherDataset}
 
 
 @dataclass(frozen=True)
