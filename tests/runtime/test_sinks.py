@@ -107,3 +107,4 @@ def test_long_captions_are_shortened_to_fit_the_panel():
     assert short.endswith("...") and len(short) < len(long)
     assert cv2.getTextSize(short, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)[0][0] <= 300
     assert _fit("warehouse aisle", 300, 0.35) == "warehouse aisle"
+
