@@ -27,6 +27,7 @@ from tr2m_edge.errors import ConfigError, InputError
 from tr2m_edge.metrics import METRIC_NAMES, average_metrics, compute_metrics
 from tr2m_edge.model import TR2M, postprocess_depth
 from tr2m_edge.model.encoders import tokenize
+from tr2m_edge.model.encoder_sources import EncoderSources
 from tr2m_edge.preprocess import preprocess_tensor
 from tr2m_edge.train.datasets import DatasetSpec, open_dataset
 from tr2m_edge.train.datasets.base import KB_CROP, DepthDataset, kb_crop_box
@@ -188,9 +189,11 @@ def evaluate_checkpoint(
     shuffle_captions: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    sources: EncoderSources | None = None,
 ) -> EvalResult:
-    """Load a checkpoint, evaluate it on ``spec`` and optionally write the result as JSON."""
-    model, _ = load_trained_model(ckpt, device)
+    """Load a checkpoint, evaluate it on ``spec`` and optionally write the result as JSON.
+    ``sources``: frozen encoders to load instead of the checkpoint config's."""
+    model, _ = load_trained_model(ckpt, device, sources)
     dataset = open_dataset(spec, size=model.cfg.preprocess.input_size)
     result = evaluate(model, dataset, input_size, limit, shuffle_captions, progress)
     if output is not None:
