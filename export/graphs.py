@@ -15,7 +15,7 @@ import torch
 from tr2m_edge.contract import COMPONENTS, component_io, names
 
 if TYPE_CHECKING:
-    from tr2m_edge.export.onnx_export import ANTIALIAS_OPSET, MIN_OPSET, GraphSpec
+    from tr2m_edge.export.onnx_export import GraphSpec
     from tr2m_edge.model.tr2m import TR2M
 
 
@@ -60,6 +60,7 @@ def graph_specs(
         (torch.export specialises a batch of 1).
     """
     from tr2m_edge.export.onnx_export import ANTIALIAS_OPSET, MIN_OPSET, GraphSpec
+    from tr2m_edge.model.components import TextComponent
 
     cfg = model.cfg
     h, w = cfg.preprocess.input_size
@@ -67,7 +68,7 @@ def graph_specs(
     batch = 2 if dynamic else 1
     modules = model.components(frame_size, dynamic)
     if model.text_encoder.precision != "fp32":  # traced in fp32, converted to fp16 by the bundle writer
-        modules["text_encoder"] = type(modules["text_encoder"])(model.text_encoder.float32_copy())
+        modules["text_encoder"] = TextComponent(model.text_encoder.float32_copy())
     io = component_io(cfg, frame_size, dynamic)
     frame = example_frame(trace_frame)
     image = modules["preprocess"](frame).expand(batch, -1, -1, -1).contiguous()

@@ -25,6 +25,25 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _hub_mode(monkeypatch):
+    """``--offline`` (run in process by CLI tests) switches the whole process offline: every test
+    gets the hub settings back as they were."""
+    import os
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"):
+        if var in os.environ:
+            monkeypatch.setenv(var, os.environ[var])
+        else:
+            monkeypatch.delenv(var, raising=False)
+    try:
+        import huggingface_hub.constants as constants
+
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
+    except ImportError:  # pragma: no cover
+        pass
+
+
 @pytest.fixture(scope="session")
 def tiny_cfg():
     return get_preset("tiny")

@@ -89,14 +89,9 @@ def offline(monkeypatch, tmp_path):
     """--offline, with an empty Hugging Face cache and home (so no machine's cache can answer)."""
     import huggingface_hub.constants as constants
 
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # ~/.cache/clip, open_clip's URL cache
-    for var in hub.OFFLINE_VARS:
-        monkeypatch.delenv(var, raising=False)
-    hub.set_offline(True)
-    yield
-    hub.set_offline(False)
+    hub.set_offline(True)  # undone by the autouse _hub_mode fixture
 
 
 MISSING = "tr2m-edge-test/no-such-model"  # a hub id no cache holds
@@ -120,8 +115,7 @@ def test_offline_missing_model_fails_fast_naming_the_flag(offline, capfd, build,
 
 
 def test_unreachable_hub_fails_fast_without_offline(monkeypatch):
-    for var in hub.OFFLINE_VARS:
-        monkeypatch.delenv(var, raising=False)
+    hub.set_offline(False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused at once
     hub._probe.cache_clear()
     start = time.perf_counter()

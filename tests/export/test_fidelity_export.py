@@ -46,19 +46,6 @@ def bundle(tmp_path_factory, encoders):
     return out
 
 
-@pytest.fixture(autouse=True)
-def _online_again(monkeypatch):
-    """--offline sets process-wide state: tests leave it as they found it."""
-    import huggingface_hub.constants as constants
-
-    from tr2m_edge.model import hub
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
-    for var in hub.OFFLINE_VARS:
-        monkeypatch.setenv(var, "")
-    yield
-
-
 def test_bundle_config_records_sources_range_resize_and_text_precision(bundle, encoders):
     m = open_bundle(bundle).manifest
     cfg = m.model

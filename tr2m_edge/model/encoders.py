@@ -151,13 +151,20 @@ class Fp32LayerNorm(nn.LayerNorm):
         return super().forward(x.float()).to(x.dtype)
 
 
+_FP32_NORMS: dict[type, type] = {}
+
+
 def half_precision(model: nn.Module) -> nn.Module:
-    """Weights and activations in fp16, every LayerNorm computed in fp32 (in place)."""
+    """Weights and activations in fp16, every LayerNorm computed in fp32 (in place; each norm's
+    class becomes a subclass computing in fp32, its weights and state-dict keys unchanged)."""
     model.half()
     for mod in model.modules():
         if isinstance(mod, nn.LayerNorm) and not isinstance(mod, Fp32LayerNorm):
-            mod.__class__ = type(f"Fp32{type(mod).__name__}", (Fp32LayerNorm, type(mod)),
-                                 {"forward": Fp32LayerNorm.forward, "__module__": __name__})
+            cls = type(mod)
+            if cls not in _FP32_NORMS:
+                _FP32_NORMS[cls] = type(f"Fp32{cls.__name__}", (Fp32LayerNorm, cls),
+                                        {"forward": Fp32LayerNorm.forward, "__module__": __name__})
+            mod.__class__ = _FP32_NORMS[cls]
             mod.float()
     return model
 

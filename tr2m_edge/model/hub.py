@@ -90,11 +90,6 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
     return _probe(url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80), timeout)
 
 
-def is_hub_id(source: str) -> bool:
-    """'org/name' that is not an existing path: a hub repository id."""
-    return bool(_HUB_ID.match(source)) and not Path(source).expanduser().exists()
-
-
 def hf_cache_dir() -> str:
     try:
         from huggingface_hub.constants import HF_HUB_CACHE
