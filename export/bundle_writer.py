@@ -95,6 +95,10 @@ def export_bundle(
     exporter: str = "auto",
     scenes: Sequence[str] = (),
     progress: bool = True,
+    text_fp16: bool | None = None,
+    resize: str | None = None,
+    min_depth: float | None = None,
+    max_depth: float | None = None,
 ) -> Path:
     """Export a checkpoint to a verified deployment bundle.
 
@@ -111,6 +115,11 @@ def export_bundle(
         exporter: ``auto`` (the measured default), ``torchscript`` or ``dynamo``.
         scenes: captions to pre-cache in ``scenes/``.
         progress: show a rich progress display on stderr.
+        text_fp16: True: caption embeddings in fp16 as the released code computes them on
+            CUDA (``text_encoder.fp16.onnx``; fp16 tower, fp32 LayerNorm); False: fp32;
+            None: the config's ``text.precision``.
+        resize: preprocess resize, ``bilinear`` or ``antialias`` (default: the config's).
+        min_depth / max_depth: output clip range in metres (default: the config's).
 
     Returns:
         The bundle folder. Raises a Tr2mError subclass (one-line message) on bad input,
@@ -121,7 +130,7 @@ def export_bundle(
     from tr2m_edge.export.graphs import default_frame_size, example_frame, graph_specs
     from tr2m_edge.export.onnx_export import DEFAULT_EXPORTER, check_exporter, check_opset, export_graph, opset_of
     from tr2m_edge.export.parity import check_files, second_size_parity, torch_reference
-    from tr2m_edge.export.sources import load_source, state_hash
+    from tr2m_edge.export.sources import load_source, state_hash, with_export_settings
     from tr2m_edge.runtime.scene_bias import caption_cache
     from tr2m_edge.tokenizer import VOCAB_FILE, ClipTokenizer, default_vocab_path
 
@@ -148,6 +157,8 @@ def export_bundle(
         with StepProgress(7 + extra, progress, "export") as steps:
             with steps.step("build the PyTorch model"):
                 model = load_source(source, input_size)
+                model = with_export_settings(model, resize=resize, min_depth=min_depth, max_depth=max_depth,
+                                             text_precision=None if text_fp16 is None else ("fp16" if text_fp16 else "fp32"))
                 cfg = model.cfg
                 tokenizer = ClipTokenizer()
                 tokens = torch.from_numpy(tokenizer([PARITY_CAPTION, "an office with desks"]))
@@ -155,10 +166,18 @@ def export_bundle(
                 steps.set_total(6 + len(specs) + extra)
             files: list[ComponentFile] = []
             fp16_stats: dict[str, Any] = {}
+            onnx_files: dict[str, Path] = {}
             for spec in specs:
                 with steps.step(f"export {spec.component}.onnx ({exporter_name})"):
-                    export_graph(spec, tmp / f"{spec.component}.onnx", opset=opset, exporter=exporter_name, dynamic=dynamic)
-                    files.append(component_file(tmp, f"{spec.component}.onnx", spec.component, "fp32"))
+                    path = export_graph(spec, tmp / f"{spec.component}.onnx", opset=opset, exporter=exporter_name,
+                                        dynamic=dynamic)
+                    precision = "fp32"
+                    if spec.component == "text_encoder" and cfg.text.precision == "fp16":
+                        fp16_stats["text_encoder"] = convert_to_fp16(path, tmp / "text_encoder.fp16.onnx")
+                        path.unlink()
+                        path, precision = tmp / "text_encoder.fp16.onnx", "fp16"
+                    files.append(component_file(tmp, path.name, spec.component, precision))
+                    onnx_files[spec.component] = path
             if fp16:
                 with steps.step("convert to fp16 (LayerNorm/Softmax/Exp/reciprocal kept fp32)"):
                     for spec in specs:
@@ -178,7 +197,6 @@ def export_bundle(
             ids = tokenizer([PARITY_CAPTION])
             with steps.step("run PyTorch on a test frame"):
                 ref = torch_reference(model, frame, ids, dynamic_frame=frame_size is None)
-            onnx_files = {c: tmp / f"{c}.onnx" for c in (s.component for s in specs)}
             with steps.step("fp32 parity (ONNX Runtime CPU vs PyTorch)"):
                 parity["fp32"] = check_files(onnx_files, ref, cfg, precision="fp32").to_dict()
             if dynamic:
@@ -200,6 +218,8 @@ def export_bundle(
                     model=cfg, files=files, frame_size=frame_size, dynamic=dynamic,
                     exporter={
                         "name": exporter_name, "opset": opset_of(tmp / "depth.onnx"), "torch": torch.__version__,
+                        "opsets": {c: opset_of(p) for c, p in onnx_files.items()},
+                        "text_precision": cfg.text.precision, "resize": cfg.preprocess.resize,
                         "choice": "default (measured faster ONNX Runtime graphs)" if exporter == "auto" and exporter_name == DEFAULT_EXPORTER else "requested",
                         "fp16": fp16_stats or None,
                     },

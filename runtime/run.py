@@ -228,8 +228,10 @@ class RunOptions:
                              "throughput for files).")
     show: bool = _opt(False, "Show a window with colourised metric depth (q: stop, n: next cached scene).")
     out: Path | None = _opt(None, "Write RGB | depth side by side to this video (.mp4/.avi).", "--out", "-o")
-    save_depth: Path | None = _opt(None, "Folder for 16-bit PNG depth (mm) and frames.jsonl.")
+    save_depth: Path | None = _opt(None, "Folder for 16-bit PNG depth (millimetres unless --png-scale) and frames.jsonl.")
     save_npy: bool = _opt(False, "With --save-depth: also write float32 .npy depth in metres.")
+    png_scale: float = _opt(1000.0, "With --save-depth: PNG units per metre (1000 = millimetres, up to 65.5 m; "
+                                    "100 = centimetres, up to 655 m); recorded in frames.jsonl.")
     stats: bool = _opt(False, "Print FPS, per-stage ms and drops every second.")
     frames: int | None = _opt(None, "Stop after this many frames.", "--frames", "-n", min=1)
     fps: float = _opt(0.0, "Frame rate of --out (default: the source's, else 30).")
@@ -293,7 +295,7 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         if opts.out is not None:
             sinks.append(VideoSink(opts.out, fps=opts.fps or 30.0))
         if opts.save_depth is not None:
-            sinks.append(DepthFileSink(opts.save_depth, npy=opts.save_npy))
+            sinks.append(DepthFileSink(opts.save_depth, npy=opts.save_npy, png_scale=opts.png_scale))
         elif opts.save_npy:
             raise InputError("--save-npy needs --save-depth DIR (where to write the files).")
         if opts.stats or not sinks:

@@ -1,7 +1,7 @@
 """Caption -> scene bias on a bundle's own graphs, through the runtime's runners (no PyTorch).
 
-The numpy CLIP tokenizer, then ``text_encoder`` and ``scene_bias`` on ONNX Runtime's CPU
-provider (:func:`tr2m_edge.runtime.stages.caption_bias`: the same runner family and order
+The numpy CLIP tokenizer, then ``text_encoder`` (fp32, or the fp16 graph of a bundle
+exported with ``--text-fp16``) and ``scene_bias`` on ONNX Runtime's CPU provider (:func:`tr2m_edge.runtime.stages.caption_bias`: the same runner family and order
 the parity checks use). Both graphs' sha256 are checked against the manifest before they
 load. :func:`caption_cache` opens a bundle's caption cache with this as its compute step.
 """
@@ -17,7 +17,7 @@ from tr2m_edge.caption_cache import CaptionCache
 from tr2m_edge.config import CONTEXT_LENGTH
 from tr2m_edge.contract import CAPTION_COMPONENTS
 from tr2m_edge.errors import BundleError
-from tr2m_edge.runtime.runners.onnxrt import OrtRunner
+from tr2m_edge.runtime.runners.onnxrt import CONV_FREE_DISABLED, OrtRunner
 from tr2m_edge.runtime.stages import caption_bias
 
 
@@ -43,10 +43,12 @@ class SceneBiasRunner:
 
     def _activate(self) -> dict[str, OrtRunner]:
         if not self.runners:
+            text_precision = self.bundle.manifest.model.text.precision  # fp16: the released code's CUDA embedding
             for comp in CAPTION_COMPONENTS:
-                path = verify_file(self.bundle, self.bundle.require(comp, "fp32", "onnx"))
-                self.runners[comp] = OrtRunner(path, providers=("cpu",), intra_op_threads=self.threads,
-                                               name=comp).activate()
+                precision = text_precision if comp == "text_encoder" else "fp32"
+                path = verify_file(self.bundle, self.bundle.require(comp, precision, "onnx"))
+                self.runners[comp] = OrtRunner(path, providers=("cpu",), intra_op_threads=self.threads, name=comp,
+                                               disabled_optimizers=CONV_FREE_DISABLED).activate()
         return self.runners
 
     def __call__(self, captions: list[str]) -> np.ndarray:

@@ -25,6 +25,25 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _hub_mode(monkeypatch):
+    """``--offline`` (run in process by CLI tests) switches the whole process offline: every test
+    gets the hub settings back as they were."""
+    import os
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"):
+        if var in os.environ:
+            monkeypatch.setenv(var, os.environ[var])
+        else:
+            monkeypatch.delenv(var, raising=False)
+    try:
+        import huggingface_hub.constants as constants
+
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
+    except ImportError:  # pragma: no cover
+        pass
+
+
 @pytest.fixture(scope="session")
 def tiny_cfg():
     return get_preset("tiny")
@@ -73,3 +92,19 @@ def run_blocked():
         return out.stdout
 
     return run
+
+
+@pytest.fixture(scope="session")
+def original_position_table():
+    """The original DINOv2 position interpolation written out from its definition (not the
+    project's code): ``f(table (1, 1 + 37*37, C), H, W) -> (1, 1 + (H/14)(W/14), C)``."""
+    import torch.nn.functional as F
+
+    def interpolate(table: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        side = 37
+        grid = table[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+        out = F.interpolate(grid, scale_factor=((h / 14 + 0.1) / side, (w / 14 + 0.1) / side), mode="bicubic",
+                            align_corners=False, antialias=False)
+        return torch.cat((table[:, :1], out.permute(0, 2, 3, 1).reshape(1, -1, table.shape[-1])), dim=1)
+
+    return interpolate

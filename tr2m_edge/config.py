@@ -26,36 +26,49 @@ MAX_FRAME_SIDE = 8192  # largest camera frame side (8K); larger frames are refus
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ENCODER_FAMILIES = ("depth_anything", "dinov2", "open_clip", "hf_clip")
+TEXT_FAMILIES = ("open_clip", "hf_clip")
+TEXT_PRECISIONS = ("fp32", "fp16")
+RESIZE_MODES = ("bilinear", "antialias")
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
     """A frozen encoder: where its weights come from, or the sizes of a random one.
 
-    With ``source`` set, weights load from a local directory/file or a hub id; with
-    ``source=None`` the same model class is built from the sizes below with random
-    weights (tests, offline demo).
+    With ``source`` set, weights load from a local directory (``save_pretrained``), a
+    weight file or a hub id (open_clip: ``source`` is the model name, ``pretrained`` the tag
+    or weight file); with neither, the same model class is built from the sizes below with
+    random weights (tests, offline demo). Sizes also give the architecture of a bare
+    weight file (no ``config.json`` beside it; open_clip: ``source=None`` + ``pretrained``).
     """
 
     family: str  # depth_anything | dinov2 | open_clip | hf_clip
-    source: str | None = None  # hub id or local path (open_clip: model name, e.g. ViT-L-14)
+    source: str | None = None  # hub id or local path (open_clip: model name, e.g. ViT-L-14-quickgelu)
     pretrained: str | None = None  # open_clip only: pretrained tag or weight-file path
     hidden_size: int = 0  # random build: transformer width
     num_layers: int = 0  # random build: transformer depth
     num_heads: int = 0  # random build: attention heads
     embed_dim: int = 0  # text encoders: size of the output embedding (after projection)
     seed: int = 0  # random build: weight seed (the same spec always gives the same weights)
+    precision: str = "fp32"  # text encoders: fp32, or fp16 as the released code runs CLIP on CUDA
 
     def __post_init__(self) -> None:
         if self.family not in ENCODER_FAMILIES:
             raise ConfigError(
                 f"Unknown encoder family '{self.family}'. Available: {', '.join(ENCODER_FAMILIES)}."
             )
+        if self.precision not in TEXT_PRECISIONS or (self.precision != "fp32" and self.family not in TEXT_FAMILIES):
+            raise ConfigError(
+                f"Encoder precision '{self.precision}' is not available for '{self.family}': text encoders take "
+                f"{' or '.join(TEXT_PRECISIONS)}, the image and depth encoders fp32 (export --fp16 makes their fp16 graphs)."
+            )
         if self.source is None and min(self.hidden_size, self.num_layers, self.num_heads) <= 0:
             raise ConfigError(
                 f"Encoder '{self.family}' has no source, so it needs hidden_size, num_layers "
                 "and num_heads > 0 to be built with random weights."
             )
+        if self.pretrained is not None and self.family != "open_clip":
+            raise ConfigError(f"'pretrained' is for open_clip text encoders; give the {self.family} weights as 'source'.")
         if self.family == "depth_anything" and self.source is None and self.num_layers < 4:
             raise ConfigError(
                 "A random Depth Anything encoder needs num_layers >= 4 (its DPT neck reads "
@@ -65,7 +78,7 @@ class EncoderSpec:
     @property
     def is_random(self) -> bool:
         """True when this encoder is built from sizes with random weights."""
-        return self.source is None
+        return self.source is None and self.pretrained is None
 
 
 @dataclass(frozen=True)
@@ -101,11 +114,19 @@ class HeadConfig:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """How a frame becomes the network input: resize (bilinear, align_corners) + normalise."""
+    """How a frame becomes the network input: resize + normalise.
+
+    ``resize``: ``bilinear`` is bilinear with align_corners=True and no antialiasing, as the
+    released evaluation scripts resize (the default, for parity with the paper's numbers);
+    ``antialias`` is antialiased bilinear (half-pixel centres, the filter widened by the
+    downscale factor), as the released demo resizes camera images (PIL through
+    torchvision): for frames much larger than the network input.
+    """
 
     input_size: tuple[int, int] = (434, 560)  # (height, width), multiples of 14
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    resize: str = "bilinear"  # bilinear (align_corners, eval scripts) | antialias (the released demo)
 
     def __post_init__(self) -> None:
         size = tuple(int(v) for v in self.input_size)
@@ -115,6 +136,8 @@ class PreprocessConfig:
         check_input_size(size)
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ConfigError(f"mean/std need 3 values with std > 0; got {self.mean} / {self.std}.")
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"Unknown resize '{self.resize}'. Available: {', '.join(RESIZE_MODES)}.")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -140,7 +163,7 @@ class ModelConfig:
             raise ConfigError(f"depth encoder must be 'depth_anything'; got '{self.depth.family}'.")
         if self.image is not None and self.image.family != "dinov2":
             raise ConfigError(f"image encoder must be 'dinov2' or shared; got '{self.image.family}'.")
-        if self.text.family not in ("open_clip", "hf_clip"):
+        if self.text.family not in TEXT_FAMILIES:
             raise ConfigError(f"text encoder must be 'open_clip' or 'hf_clip'; got '{self.text.family}'.")
         if not 0 < self.min_depth < self.max_depth:
             raise ConfigError(
@@ -238,11 +261,12 @@ def _paper() -> ModelConfig:
         name="paper",
         depth=EncoderSpec("depth_anything", source="LiheYoung/depth-anything-small-hf"),
         image=EncoderSpec("dinov2", source="facebook/dinov2-large"),
-        text=EncoderSpec("open_clip", source="ViT-L-14", pretrained="openai", embed_dim=768),
+        # OpenAI CLIP ViT-L/14 uses QuickGELU; open_clip's plain "ViT-L-14" builds nn.GELU.
+        text=EncoderSpec("open_clip", source="ViT-L-14-quickgelu", pretrained="openai", embed_dim=768),
         head=HeadConfig(in_channels=1024, num_heads=8, text_dim=768),
         preprocess=PreprocessConfig(input_size=(434, 560)),
         min_depth=1e-3,
-        max_depth=10.0,
+        max_depth=80.0,  # trained on NYUv2 + KITTI + VOID + C3VD: up to KITTI's 80 m
     )
 
 

@@ -30,6 +30,7 @@ from tr2m_edge.fileio import check_output_file, write_json_atomic
 from tr2m_edge.metrics import METRIC_NAMES, average_metrics, compute_metrics, scored_mask
 from tr2m_edge.model import TR2M, postprocess_depth
 from tr2m_edge.model.encoders import tokenize
+from tr2m_edge.model.encoder_sources import EncoderSources
 from tr2m_edge.preprocess import preprocess_tensor
 from tr2m_edge.train.datasets import DatasetSpec, open_dataset
 from tr2m_edge.train.datasets.base import DepthDataset
@@ -187,16 +188,18 @@ def evaluate_checkpoint(
     shuffle_captions: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    sources: EncoderSources | None = None,
 ) -> EvalResult:
     """Load a checkpoint, evaluate it on ``spec`` and optionally write the result as JSON.
 
     Bad arguments (a negative ``limit``, an unwritable ``output``) fail before the model loads.
+    ``sources``: frozen encoders to load instead of the checkpoint config's.
     """
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1 (or left out for every image); got {limit}.")
     if output is not None:
         check_output_file(output, "--output")
-    model, _ = load_trained_model(ckpt, device)
+    model, _ = load_trained_model(ckpt, device, sources)
     dataset = open_dataset(spec, size=model.cfg.preprocess.input_size)
     result = evaluate(model, dataset, input_size, limit, shuffle_captions, progress)
     if output is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -11,6 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from tr2m_edge.cli.app import app
+from tr2m_edge.cli.encoders import DEPTH_MODEL, IMAGE_MODEL, TEXT_MODEL, encoder_sources
+
+if TYPE_CHECKING:
+    from tr2m_edge.config import ModelConfig
 
 console = Console(highlight=False)
 
@@ -61,22 +65,47 @@ def info_cmd(
         )
     console.print(presets)
 
+    console.print("[bold]Encoder sources[/] (--depth-model / --image-model / --text-model override them):")
+    for name in preset_names():
+        cfg = get_preset(name)
+        console.print(escape(f"  {name}: " + "; ".join(_source_lines(cfg)) + f"; text in {cfg.text.precision}"),
+                      soft_wrap=True)
+
 
 @app.command("import-official")
 def import_official_cmd(
     weights: Path = typer.Argument(..., help="The authors' released head weights, e.g. da_s_vitl_vitl.pth."),
     output: Path = typer.Option(Path("best.pt"), "--output", "-o", help="Where to write the tr2m-edge checkpoint."),
     preset: str = typer.Option("paper", help="Preset whose head the weights belong to (paper, edge, tiny)."),
+    depth_model: Optional[str] = DEPTH_MODEL,
+    image_model: Optional[str] = IMAGE_MODEL,
+    text_model: Optional[str] = TEXT_MODEL,
 ) -> None:
-    """Convert the authors' released TR2M head weights into a tr2m-edge checkpoint."""
+    """Convert the authors' released TR2M head weights into a tr2m-edge checkpoint.
+
+    The checkpoint's config records where the frozen encoders come from (the preset's hub
+    ids, or the --depth-model/--image-model/--text-model given here); they load at export.
+    """
     from tr2m_edge.checkpoint import import_official, save_checkpoint
+    from tr2m_edge.config import get_preset
     from tr2m_edge.fileio import check_output_file
+    from tr2m_edge.model.encoder_sources import with_encoder_sources
 
     check_output_file(output, "--output")
-    ckpt = import_official(weights, preset=preset)
+    cfg = with_encoder_sources(get_preset(preset), encoder_sources(depth_model, image_model, text_model))
+    ckpt = import_official(weights, preset=preset, config=cfg)
     save_checkpoint(ckpt, output)
     n = sum(v.numel() for v in ckpt.head.values())
     console.print(escape(f"Imported {len(ckpt.head)} tensors ({n / 1e6:.2f} M parameters) from {weights} -> {output}"))
+    for line in _source_lines(cfg):
+        console.print(escape(f"  {line}"))
+
+
+def _source_lines(cfg: "ModelConfig") -> list[str]:
+    from tr2m_edge.model.loaders import encoder_descriptions
+
+    names = ("depth", "image features", "text")
+    return [f"{n}: {d}" for n, d in zip(names, encoder_descriptions(cfg))]
 
 
 def _bundle_info(path: Path) -> None:
@@ -94,6 +123,9 @@ def _bundle_info(path: Path) -> None:
                   f"{'shared backbone' if cfg.shared_backbone else 'separate image encoder'}")
     console.print(f"exporter: {m.exporter.get('name')} opset {m.exporter.get('opset')} ({m.exporter.get('choice', '')}); "
                   f"tokenizer: {m.tokenizer.get('name')} ({m.tokenizer.get('file')})")
+    console.print(f"preprocess resize: {cfg.preprocess.resize}; text embedding: {cfg.text.precision}")
+    for line in _source_lines(cfg):
+        console.print(escape(f"encoder {line}"))
     if m.tensorrt:
         console.print(f"TensorRT: {m.tensorrt.get('version')} on {m.tensorrt.get('gpu')} "
                       f"(sm {m.tensorrt.get('compute_capability')}), {m.tensorrt.get('precision')}")

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tr2m_edge.cli.app import app
+from tr2m_edge.cli.encoders import DEPTH_MODEL, IMAGE_MODEL, OFFLINE, TEXT_MODEL, encoder_sources
 
 if TYPE_CHECKING:
     from tr2m_edge.caption_cache import CaptionCache
@@ -40,7 +41,26 @@ def export_cmd(
     input_size: Optional[str] = typer.Option(None, "--input-size", help="Network input HxW, multiples of 14 (default: the preset's)."),
     scene: list[str] = typer.Option([], "--scene", help="Caption to pre-cache, e.g. \"warehouse aisle\" (repeatable)."),
     exporter: str = typer.Option("auto", "--exporter", help="ONNX exporter: auto (measured default), torchscript or dynamo."),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset, >= 17 (LayerNormalization as one op)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset, >= 17 (LayerNormalization as one op; 18 for "
+                              "the preprocess graph with --resize antialias)."),
+    text_fp16: Optional[bool] = typer.Option(
+        None, "--text-fp16/--text-fp32",
+        help="Caption embeddings in fp16 as the released code computes them on CUDA (fp16 CLIP tower, fp32 "
+             "LayerNorm; ~0.15 % from fp32), or in fp32 (default: the config's text precision).",
+    ),
+    resize: Optional[str] = typer.Option(
+        None, "--resize",
+        help="Frame -> network resize: bilinear (align_corners, no antialiasing, as the released evaluation; "
+             "default) or antialias (as the released demo; for cameras much larger than the input).",
+    ),
+    min_depth: Optional[float] = typer.Option(None, "--min-depth", help="Clip depth below this, metres (default: the config's, 0.001)."),
+    max_depth: Optional[float] = typer.Option(
+        None, "--max-depth", help="Clip depth above this, metres (default: the config's; paper/edge 80, KITTI's cap)."
+    ),
+    depth_model: Optional[str] = DEPTH_MODEL,
+    image_model: Optional[str] = IMAGE_MODEL,
+    text_model: Optional[str] = TEXT_MODEL,
+    offline: bool = OFFLINE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Export a checkpoint to a self-checking deployment bundle (ONNX, FP16, TensorRT, scene cache)."""
@@ -50,10 +70,12 @@ def export_cmd(
 
     fsize = parse_frame_size(frame_size) if frame_size else None
     isize = parse_size(input_size) if input_size else None
-    source = export_source(ckpt, preset=preset, random_head=random_head, random_encoders=random_encoders)
+    source = export_source(ckpt, preset=preset, random_head=random_head, random_encoders=random_encoders,
+                           sources=encoder_sources(depth_model, image_model, text_model, offline))
     path = export_bundle(
         source, output, fp16=fp16, trt=trt, dynamic=dynamic, frame_size=fsize, input_size=isize,
-        opset=opset, exporter=exporter, scenes=scene, progress=not quiet,
+        opset=opset, exporter=exporter, scenes=scene, progress=not quiet, text_fp16=text_fp16, resize=resize,
+        min_depth=min_depth, max_depth=max_depth,
     )
     bundle = open_bundle(path)
     console.print(escape(f"Wrote bundle {path} ({len(bundle.manifest.files)} files, verified)."))

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tr2m_edge.cli.app import app
+from tr2m_edge.cli.encoders import DEPTH_MODEL, IMAGE_MODEL, OFFLINE, TEXT_MODEL, encoder_sources
 
 console = Console(highlight=False)
 
@@ -32,11 +33,17 @@ def train_cmd(
         None, "--default-caption", help="Caption for images without a caption file (every dataset without its own)."
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs still go to log.jsonl)."),
+    depth_model: Optional[str] = DEPTH_MODEL,
+    image_model: Optional[str] = IMAGE_MODEL,
+    text_model: Optional[str] = TEXT_MODEL,
+    offline: bool = OFFLINE,
 ) -> None:
     """Train the TR2M head (one process, or many under torchrun) from a JSON config."""
+    import dataclasses
     import json
 
     from tr2m_edge.fileio import check_output_file, write_text_atomic
+    from tr2m_edge.model.encoder_sources import with_encoder_sources
     from tr2m_edge.train.config import load_train_config, with_default_caption
     from tr2m_edge.train.trainer import train
 
@@ -49,6 +56,9 @@ def train_cmd(
     cfg = load_train_config(config, sets)
     if default_caption:
         cfg = with_default_caption(cfg, default_caption)
+    sources = encoder_sources(depth_model, image_model, text_model, offline)
+    if sources:  # the checkpoints' config records where the encoders came from
+        cfg = dataclasses.replace(cfg, model=with_encoder_sources(cfg.model_config(), sources).to_dict())
     if write_config is not None:
         write_text_atomic(check_output_file(write_config, "--write-config"), cfg.to_json() + "\n")
         console.print(f"Wrote the train config to {write_config}")
@@ -82,6 +92,10 @@ def eval_cmd(
     count: int = typer.Option(60, "--count", help="synthetic: number of scenes."),
     seed: int = typer.Option(1000, "--seed", help="synthetic: scene seed (training used 0 by default)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    depth_model: Optional[str] = DEPTH_MODEL,
+    image_model: Optional[str] = IMAGE_MODEL,
+    text_model: Optional[str] = TEXT_MODEL,
+    offline: bool = OFFLINE,
 ) -> None:
     """Evaluate a checkpoint with the released protocol (crops, depth caps, input sizes) and write JSON."""
     from tr2m_edge.config import parse_size
@@ -94,7 +108,8 @@ def eval_cmd(
                        captions=str(captions) if captions else None, default_caption=default_caption,
                        count=count, seed=seed, min_depth=min_depth, max_depth=max_depth)
     output = output or ckpt.parent / f"eval_{dataset}_{split}.json"
-    result = evaluate_checkpoint(ckpt, spec, size, limit, output, shuffle_captions, device)
+    result = evaluate_checkpoint(ckpt, spec, size, limit, output, shuffle_captions, device,
+                                 sources=encoder_sources(depth_model, image_model, text_model, offline))
     h, w = result.input_size or (0, 0)
     table = Table(title=f"{dataset} ({split}): {result.count} images",
                   caption=f"input {h}x{w}, depth {result.depth_range[0]:g}-{result.depth_range[1]:g}, crop {result.crop}")
