@@ -75,8 +75,6 @@ PROTOCOLS: dict[str, Protocol] = {
                      resize_depth=True, data_splits="c3vd"),
     "folder": Protocol("folder", 1e-3, 80.0, "none", None, 0.6, _OUT),
     "synthetic": Protocol("synthetic", 1e-3, 80.0, "none", None, 0.6, _OUT),
-    # a teacher's metric depth as the target (distillation): absolute scale counts, so SILog's lambda is 0
-    "teacher": Protocol("teacher", 1e-3, 1e4, "none", None, 0.0, _OUT),
     # zero-shot sets (released eval_zero.py; evaluation only)
     "sunrgbd": Protocol("sunrgbd", 1e-3, 8.0, "eigen", (518, 728), 0.6, _OUT, data_splits="sunrgbd"),
     "ibims": Protocol("ibims", 1e-3, 10.0, "eigen", (434, 560), 0.6, _OUT, normalize=False),
@@ -86,6 +84,8 @@ PROTOCOLS: dict[str, Protocol] = {
                          loader_size=(480, 640), loader_resize="tensor"),
     # SimCol depth in millimetres (0-200 encoded), scored in (0.1, 100) like C3VD.
     "simcol": Protocol("simcol", 0.1, 100.0, "none", (434, 560), 1.0, _OUT, loader_size=(480, 640)),
+    # a teacher's metric depth as the target (distillation): absolute scale counts, so SILog's lambda is 0
+    "teacher": Protocol("teacher", 1e-3, 1e4, "none", None, 0.0, _OUT),
 }
 
 
