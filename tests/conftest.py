@@ -8,6 +8,7 @@ checks compare real, unclipped depth maps. ``fp16_bundle`` is exported from it o
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,21 @@ CAPTION = "warehouse aisle"  # the caption fp16_bundle pre-caches
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory):
+    """The tests' user cache (new captions, ONNX Runtime TensorRT engines) in a temp folder, never ~/.cache.
+
+    Set in the environment, so subprocesses (CLI runs) inherit it.
+    """
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
 
 
 @pytest.fixture(scope="session")
