@@ -318,23 +318,26 @@ def engine_parity(bundle: Bundle, engines: EngineSet, frame: np.ndarray, token_i
 
 
 def tensorrt_entry(old: dict[str, Any] | None, target: EngineTarget, engines: EngineSet, workspace_mb: float,
-                   keep_old: bool) -> dict[str, Any]:
-    """The manifest's ``tensorrt`` entry after installing ``engines``: the target's fingerprint,
-    the precisions present, per-engine build facts (older ones kept when ``keep_old``)."""
-    base = dict(old or {}) if keep_old else {}
-    previous = dict(base.get("engines", {})) if keep_old else {}
+                   precisions: Iterable[str]) -> dict[str, Any]:
+    """The manifest's ``tensorrt`` entry after installing ``engines``: the target's fingerprint, the
+    precisions of all engines present, per-engine build facts (``old``'s kept: engines that stay)."""
+    base = dict(old or {})
     built = {engine_file(c, engines.precision): {**facts, "workspace_mb": workspace_mb}
              for c, facts in engines.facts.items()}
-    previous = {k: v for k, v in previous.items() if k.endswith(".engine") and k not in built}
-    precisions = sorted({k.split(".")[-2] for k in previous} | {engines.precision})
+    previous = {k: v for k, v in dict(base.get("engines", {})).items() if k.endswith(".engine") and k not in built}
     return {**base, "version": target.tensorrt, "gpu": target.gpu, "compute_capability": target.compute_capability,
-            "precision": ", ".join(precisions), "engines": {**previous, **built},
+            "precision": ", ".join(sorted(set(precisions))), "engines": {**previous, **built},
             "skipped": engines.skipped, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _same_target(info: dict[str, Any] | None, target: EngineTarget) -> bool:
-    return bool(info) and str(info.get("version")) == target.tensorrt and str(info.get("gpu")) == target.gpu \
-        and str(info.get("compute_capability")) == target.compute_capability  # type: ignore[union-attr]
+    """True when the manifest's engines were built for exactly this GPU and TensorRT version."""
+    if not info:
+        return False
+    cc = info.get("compute_capability")
+    cc_text = f"{int(cc[0])}.{int(cc[1])}" if isinstance(cc, (list, tuple)) else str(cc)  # "8.7" or [8, 7]
+    return (str(info.get("version")), str(info.get("gpu")), cc_text) == (target.tensorrt, target.gpu,
+                                                                          target.compute_capability)
 
 
 def install_engines(bundle: Bundle, engines: EngineSet, target: EngineTarget, workspace_mb: float,
@@ -362,7 +365,8 @@ def install_engines(bundle: Bundle, engines: EngineSet, target: EngineTarget, wo
         os.replace(staged, root / engine_file(comp, engines.precision))
     manifest: Manifest = dataclasses.replace(
         interim, files=rest + engines.entries, parity={**parity, **reports},
-        tensorrt=tensorrt_entry(interim.tensorrt, target, engines, workspace_mb, keep_old=interim.tensorrt is not None))
+        tensorrt=tensorrt_entry(interim.tensorrt, target, engines, workspace_mb,
+                                {f.precision for f in rest if f.format == "engine"} | {engines.precision}))
     write_manifest(root, manifest)
     bundle.manifest = manifest
     return removed

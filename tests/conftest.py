@@ -89,3 +89,15 @@ def run_blocked():
         return out.stdout
 
     return run
+
+
+@pytest.fixture()
+def trt_device():
+    """This machine's GPU + TensorRT (:func:`tr2m_edge.system.engine_target`); skips the test without them."""
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
+    from tr2m_edge.system import engine_target
+
+    device = engine_target()
+    if device is None:
+        pytest.skip("no CUDA GPU visible")
+    return device

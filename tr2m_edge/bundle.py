@@ -10,8 +10,10 @@
       head.onnx            F_I, D_r, scene_bias -> metric depth at frame size (+ A, B)
       text_encoder.onnx    token ids -> text embedding
       scene_bias.onnx      text embedding -> per-scene bias
-      *.fp16.onnx, *.int8.onnx, *.engine   optional variants
-      scenes/              per-caption bias cache
+      *.fp16.onnx, *.int8.onnx, *.engine   optional variants (engines: ``tr2m-edge build`` on the target)
+      tokenizer/           the CLIP BPE vocabulary
+      check.npz            the export's parity inputs (frame, caption ids): ``build`` checks engines on them
+      scenes/              per-caption bias cache (``export --scene``, ``scenes add``)
 
 Every file is listed in the manifest with its sha256; :func:`open_bundle` verifies them
 all and refuses a tampered, missing or foreign file by name.

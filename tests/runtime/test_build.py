@@ -21,7 +21,7 @@ from tr2m_edge.bundle import write_manifest
 from tr2m_edge.errors import BundleError
 from tr2m_edge.runtime import DepthPipeline
 from tr2m_edge.runtime.build import EngineSet, check_inputs, engine_file, graph_reference, install_engines
-from tr2m_edge.system import EngineTarget, engine_target
+from tr2m_edge.system import EngineTarget
 
 CLI = [sys.executable, "-m", "tr2m_edge"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "200"}
@@ -152,11 +152,8 @@ def test_install_lists_engines_keeps_same_target_ones_and_removes_foreign_ones(b
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
-def test_build_makes_engines_that_match_the_graphs_and_run(bundle_copy, run_blocked):
-    pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
-    device = engine_target()
-    if device is None:
-        pytest.skip("no CUDA GPU visible")
+def test_build_makes_engines_that_match_the_graphs_and_run(bundle_copy, run_blocked, trt_device):
+    device = trt_device
     out = run_blocked(  # on the target there is no PyTorch
         "from tr2m_edge.runtime.build import build_bundle\n"
         f"r = build_bundle({str(bundle_copy)!r}, precision='fp16', progress=False)\nprint(r.describe())",
