@@ -14,7 +14,7 @@ The CLI turns a ``ModuleNotFoundError`` of one of these modules into
 
 from __future__ import annotations
 
-TRAIN_COMMANDS = frozenset({"train", "eval", "demo"})  # need [train]; other PyTorch users need [export]
+TRAIN_COMMANDS = frozenset({"train", "eval", "distill", "demo"})  # need [train]; other PyTorch users [export]
 _PYTORCH = None  # extra chosen by the command: [train] or [export]
 
 # top-level import name -> (what a person calls it, extra; None: [train] or [export] by command)
