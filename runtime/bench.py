@@ -176,10 +176,14 @@ def time_runners(runners: dict[str, Runner], feeds: dict[str, np.ndarray], repea
 def run_bench(
     bundle: str | Path | Bundle, *, backend: str = "auto", precision: str = "auto", frames: int = 30,
     warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
-    caption: str = DEFAULT_CAPTION, checkpoint: str | Path | None = None, reference: bool = True,
-    seed: int = 0, progress: Callable[[str], None] | None = None,
+    caption: str | None = None, checkpoint: str | Path | None = None, reference: bool = True,
+    seed: int = 0, progress: Callable[[str], None] | None = None, device_id: int | None = 0,
+    cache_captions: bool = True,
 ) -> BenchReport:
     """Benchmark ``bundle`` on ``backend`` in each of ``modes`` (``serial``, ``serial-split``, ``throughput``).
+
+    ``caption`` defaults to the bundle's first cached caption, else :data:`DEFAULT_CAPTION`;
+    ``device_id`` and ``cache_captions`` are :meth:`DepthPipeline.from_bundle`'s.
 
     Raises:
         ConfigError: frames < 1 or an unknown mode.
@@ -203,8 +207,10 @@ def run_bench(
     for label in modes:
         mode, split = BENCH_MODES[label]
         pipe = DepthPipeline.from_bundle(bundle, backend, precision=precision, threads=threads,
-                                         split_threads=split, checkpoint=checkpoint, verify=False)
+                                         split_threads=split, checkpoint=checkpoint, verify=False,
+                                         device_id=device_id, cache_captions=cache_captions)
         with pipe:
+            caption = caption or next(iter(pipe.cached_captions.values()), DEFAULT_CAPTION)
             pipe.set_scene(caption)
             if report is None:
                 report = BenchReport(
@@ -222,8 +228,8 @@ def run_bench(
         raise ConfigError("bench needs at least one mode.")
     if reference and outputs:
         say("fp32 reference on ort-cpu")
-        with DepthPipeline.from_bundle(bundle, "ort-cpu", precision="fp32", threads=threads,
-                                       split_threads=False, verify=False) as ref:
+        with DepthPipeline.from_bundle(bundle, "ort-cpu", precision="fp32", threads=threads, split_threads=False,
+                                       verify=False, cache_captions=cache_captions) as ref:
             ref.set_scene(caption)
             ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
         report.drift = depth_drift(ref_depths, outputs)

@@ -31,12 +31,13 @@ from rich.markup import escape
 
 from tr2m_edge.bundle import open_bundle
 from tr2m_edge.errors import InputError, OutputError
+from tr2m_edge.runtime.backends import resolve_device
 from tr2m_edge.runtime.caption_input import CaptionFileWatcher, StdinCaptionReader
 from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.pipeline import DepthPipeline
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sinks import DepthFileSink, DisplaySink, Sink, StatsSink, VideoSink
-from tr2m_edge.runtime.sources import FrameSource, make_source
+from tr2m_edge.runtime.sources import FrameSource, make_source, parse_camera_size
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ def _opt(default: Any, help: str, *flags: str, **typer: Any) -> Any:
 
 
 BACKEND_HELP = "auto | trt | ort-trt | ort-cuda | ort-cpu | torch (auto picks the fastest available and says why)."
+DEVICE_HELP = "auto | cpu | GPU index N (or cuda:N): where GPU backends run (auto: GPU 0 when there is one)."
 
 
 @dataclass
@@ -214,14 +216,23 @@ class RunOptions:
     bundle: Path = _opt(Path("bundle"), "Bundle folder written by `tr2m-edge export` (env TR2M_EDGE_BUNDLE).",
                         "--bundle", "-b", envvar="TR2M_EDGE_BUNDLE")
     camera: int | None = _opt(None, "Camera index (OpenCV), e.g. 0.")
+    camera_size: str | None = _opt(None, "With --camera: requested frame size WIDTHxHEIGHT, e.g. 1280x720 (the camera "
+                                         "picks its nearest mode; a different one is reported).")
+    camera_fps: float | None = _opt(None, "With --camera: requested frame rate, e.g. 30.", min=0.1)
     video: Path | None = _opt(None, "Video file to read to the end.")
     images: str | None = _opt(None, "Image folder or glob, e.g. 'frames/*.png'.")
     rtsp: str | None = _opt(None, "Network stream URL (rtsp://, http://).")
+    source: str | None = _opt(None, "GStreamer pipeline ending in appsink (CSI cameras on a Jetson), e.g. "
+                                    "'nvarguscamerasrc ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! "
+                                    "video/x-raw,format=BGR ! appsink'; needs an OpenCV built with GStreamer.")
     synthetic: bool = _opt(False, "Stream procedural synthetic scenes (no camera needed).")
     text: str | None = _opt(None, "Scene caption, or the name of a cached scene.", "--text", "-t")
     scene_file: Path | None = _opt(None, "Text file whose first line is the caption; edits apply while running.")
     scene_stdin: bool = _opt(False, "Read new captions from stdin, one per line.")
+    no_cache: bool = _opt(False, "Keep new captions' scene biases in memory only (default: stored in "
+                                 "$XDG_CACHE_HOME/tr2m-edge/scenes/, never in the bundle).")
     backend: str = _opt("auto", BACKEND_HELP)
+    device: str = _opt("auto", DEVICE_HELP)
     precision: str = _opt("auto", "auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs).")
     checkpoint: Path | None = _opt(None, "Head checkpoint (best.pt) for --backend torch.")
     mode: str = _opt("auto", "auto | latency | throughput | serial (auto: latency for cameras/streams, "
@@ -285,6 +296,7 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
     console = console or Console(stderr=True, highlight=False)
     bundle = open_bundle(opts.bundle)
     caption = _initial_caption(opts)
+    device_id = resolve_device(opts.device)
     cfg = bundle.config
     size = tuple(bundle.manifest.frame_size or cfg.preprocess.input_size)
     late = _Late()
@@ -303,7 +315,9 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         for sink in sinks:
             stack.callback(sink.close)  # closed again only if run_stream never got them (close is idempotent)
         source = make_source(camera=opts.camera, video=opts.video, images=opts.images, rtsp=opts.rtsp,
-                             synthetic=opts.synthetic, synthetic_count=opts.frames, synthetic_size=size, seed=opts.seed)
+                             synthetic=opts.synthetic, synthetic_count=opts.frames, synthetic_size=size, seed=opts.seed,
+                             gstreamer=opts.source, camera_fps=opts.camera_fps,
+                             camera_size=parse_camera_size(opts.camera_size) if opts.camera_size else None)
         stack.callback(source.close)
         source.open()
         if opts.out is not None and not opts.fps and source.fps:
@@ -314,7 +328,7 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         pipeline = DepthPipeline.from_bundle(
             bundle, opts.backend, precision=opts.precision, threads=opts.threads,
             split_threads=mode is not Mode.SERIAL, checkpoint=opts.checkpoint, fp16=opts.fp16,
-            cuda_graphs=opts.cuda_graphs, verify=False,
+            cuda_graphs=opts.cuda_graphs, verify=False, device_id=device_id, cache_captions=not opts.no_cache,
         )
         stack.callback(pipeline.close)
         late.pipeline = pipeline

@@ -3,7 +3,9 @@
 The numpy CLIP tokenizer, then ``text_encoder`` (fp32, or the fp16 graph of a bundle
 exported with ``--text-fp16``) and ``scene_bias`` on ONNX Runtime's CPU provider (:func:`tr2m_edge.runtime.stages.caption_bias`: the same runner family and order
 the parity checks use). Both graphs' sha256 are checked against the manifest before they
-load. :func:`caption_cache` opens a bundle's caption cache with this as its compute step.
+load. :func:`caption_cache` opens a bundle's own caption cache (``scenes/``: ``export``, ``scenes
+add``) with this as its compute step; :func:`caption_biases` is the runtime's lookup, which
+reads that cache and stores new captions in the user cache or memory, never in the bundle.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tr2m_edge.bundle import Bundle, open_bundle, verify_file
-from tr2m_edge.caption_cache import CaptionCache
+from tr2m_edge.caption_cache import CaptionCache, CaptionLookup
 from tr2m_edge.config import CONTEXT_LENGTH
 from tr2m_edge.contract import CAPTION_COMPONENTS
 from tr2m_edge.errors import BundleError
@@ -66,3 +68,14 @@ def caption_cache(bundle: Bundle | str | Path) -> CaptionCache:
     """A bundle's caption cache that computes missing captions with :class:`SceneBiasRunner`."""
     b = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
     return CaptionCache(b, compute=SceneBiasRunner(b))
+
+
+def caption_biases(bundle: Bundle | str | Path, persist: bool = True, threads: int | None = None) -> CaptionLookup:
+    """The runtime's caption -> bias lookup for a bundle (:class:`~tr2m_edge.caption_cache.CaptionLookup`).
+
+    Args:
+        persist: store new captions in the user cache (False: in memory only).
+        threads: ONNX Runtime threads of the text encoder (default: ONNX Runtime's).
+    """
+    b = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
+    return CaptionLookup(b, SceneBiasRunner(b, threads=threads), persist=persist)

@@ -8,6 +8,7 @@ checks compare real, unclipped depth maps. ``fp16_bundle`` is exported from it o
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,21 @@ def _hub_mode(monkeypatch):
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
     except ImportError:  # pragma: no cover
         pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory):
+    """The tests' user cache (new captions, ONNX Runtime TensorRT engines) in a temp folder, never ~/.cache.
+
+    Set in the environment, so subprocesses (CLI runs) inherit it.
+    """
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +124,15 @@ def original_position_table():
         return torch.cat((table[:, :1], out.permute(0, 2, 3, 1).reshape(1, -1, table.shape[-1])), dim=1)
 
     return interpolate
+
+
+@pytest.fixture()
+def trt_device():
+    """This machine's GPU + TensorRT (:func:`tr2m_edge.system.engine_target`); skips the test without them."""
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
+    from tr2m_edge.system import engine_target
+
+    device = engine_target()
+    if device is None:
+        pytest.skip("no CUDA GPU visible")
+    return device

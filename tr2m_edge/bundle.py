@@ -10,8 +10,10 @@
       head.onnx            F_I, D_r, scene_bias -> metric depth at frame size (+ A, B)
       text_encoder.onnx    token ids -> text embedding
       scene_bias.onnx      text embedding -> per-scene bias
-      *.fp16.onnx, *.int8.onnx, *.engine   optional variants
-      scenes/              per-caption bias cache
+      *.fp16.onnx, *.int8.onnx, *.engine   optional variants (engines: ``tr2m-edge build`` on the target)
+      tokenizer/           the CLIP BPE vocabulary
+      check.npz            the export's parity inputs (frame, caption ids): ``build`` checks engines on them
+      scenes/              per-caption bias cache (``export --scene``, ``scenes add``)
 
 Every file is listed in the manifest with its sha256; :func:`open_bundle` verifies them
 all and refuses a tampered, missing or foreign file by name.
@@ -181,7 +183,8 @@ class Bundle:
         if entry is None:
             have = ", ".join(sorted(f"{f.component}/{f.precision}/{f.format}" for f in self.manifest.files))
             how = ("Calibrate INT8 graphs into it with `tr2m-edge calib BUNDLE --images DIR`" if precision == "int8"
-                   else "Re-export with the option that produces it (e.g. --fp16 or --trt)")
+                   else "Build TensorRT engines on the target with `tr2m-edge build BUNDLE`" if fmt == "engine"
+                   else "Re-export with the option that produces it (e.g. --fp16)")
             raise BundleError(f"Bundle {self.root} has no {precision} {fmt} file for '{component}'. It has: {have}. {how}.")
         return entry
 
@@ -224,9 +227,52 @@ def verify_file(bundle: Bundle, entry: ComponentFile) -> Path:
     return p
 
 
+# --------------------------------------------------------------- parity inputs
+
+CHECK_FILE = "check.npz"  # what export checked parity on, so `build` can check engines on it without PyTorch
+CHECK_CAPTION = "a photo of a warehouse aisle"
+
+
+def write_check_inputs(root: Path, frame: Any, token_ids: Any, caption: str) -> ComponentFile:
+    """Write ``root/check.npz`` (the parity frame, (H, W, 3) uint8; its caption's (1, 77) int64
+    token ids; the caption) and return its manifest entry."""
+    import io
+
+    import numpy as np
+
+    from tr2m_edge.fileio import write_bytes_atomic
+
+    buf = io.BytesIO()
+    np.savez(buf, frame=np.asarray(frame, dtype=np.uint8), token_ids=np.asarray(token_ids, dtype=np.int64),
+             caption=np.array(caption))
+    write_bytes_atomic(Path(root) / CHECK_FILE, buf.getvalue())
+    return ComponentFile(component="check", file=CHECK_FILE, sha256=sha256_file(Path(root) / CHECK_FILE),
+                         precision="none", format="npz")
+
+
+def read_check_inputs(bundle: Bundle) -> tuple[Any, Any, str] | None:
+    """The bundle's parity inputs (frame, token ids, caption), hash-checked; None when it has none
+    (exported before tr2m-edge wrote them)."""
+    import numpy as np
+
+    entry = bundle.manifest.find("check", "none", "npz")
+    if entry is None:
+        return None
+    path = verify_file(bundle, entry)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            frame, ids, caption = data["frame"], data["token_ids"], str(data["caption"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise BundleError(f"{path} is not a parity-input file ({exc}). Re-export the bundle.") from None
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or ids.dtype != np.int64 or ids.ndim != 2:
+        raise BundleError(f"{path} holds a {frame.dtype} {frame.shape} frame and {ids.dtype} {ids.shape} token ids; "
+                          "expected (H, W, 3) uint8 and (1, 77) int64. Re-export the bundle.")
+    return frame, ids, caption
+
+
 # --------------------------------------------------------------- TensorRT engines
 
-REBUILD_ENGINES = "rebuild with `tr2m-edge export ... --trt` on this device (the ONNX files stay usable)"
+REBUILD_ENGINES = "rebuild with `tr2m-edge build BUNDLE` on this device (the ONNX files stay usable)"
 
 
 def _cc_text(value: Any) -> str:
@@ -248,7 +294,7 @@ def check_engine_target(info: dict[str, Any] | None, here: EngineTarget | None) 
     """
     if not info:
         raise BundleError("The bundle has no TensorRT engines (no 'tensorrt' entry in its manifest). Build them "
-                          "on this machine with `tr2m-edge export --trt`, or use an ONNX Runtime backend.")
+                          "on this machine with `tr2m-edge build BUNDLE`, or use an ONNX Runtime backend.")
     built = EngineTarget(str(info.get("gpu", "?")), _cc_text(info.get("compute_capability", "?")),
                          str(info.get("version", "?")))
     if here is None:

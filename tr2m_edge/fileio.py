@@ -134,6 +134,24 @@ def prepare_output_dir(path: str | Path, flag: str) -> Path:
     return path
 
 
+def user_cache_dir(*parts: str) -> Path:
+    """``$XDG_CACHE_HOME/tr2m-edge/<parts>`` (default ``~/.cache/tr2m-edge/<parts>``): per-user data
+    the toolkit can recompute (captions' scene biases, ONNX Runtime TensorRT engines). Not created.
+
+    Raises:
+        OutputError: no cache location (XDG_CACHE_HOME unset or relative, and no home folder).
+    """
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if base and os.path.isabs(base):  # the XDG spec ignores a relative value
+        root = Path(base)
+    else:
+        try:
+            root = Path.home() / ".cache"
+        except RuntimeError:  # no HOME and no passwd entry (some containers)
+            raise OutputError("No user cache folder: set XDG_CACHE_HOME to a writable folder.") from None
+    return root.joinpath("tr2m-edge", *parts)
+
+
 def pid_alive(pid: int) -> bool:
     """True when a process with this id exists (on this machine)."""
     try:

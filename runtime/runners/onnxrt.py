@@ -47,7 +47,7 @@ def resolve_providers(requested: Sequence[str]) -> list[str]:
     """
     have = available_providers()
     if not have:
-        raise BackendError("onnxruntime is not installed: `pip install onnxruntime` (or onnxruntime-gpu).")
+        raise BackendError("onnxruntime is not installed: pip install 'tr2m-edge[cpu]' (or [gpu] for onnxruntime-gpu).")
     names: list[str] = []
     for item in requested:
         full = PROVIDER_ALIASES.get(item.lower(), item)

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from tr2m_edge.cli.app import app
 from tr2m_edge.errors import Tr2mError
+from tr2m_edge.extras import missing_module_message
 
 __all__ = ["app", "main"]
 
@@ -24,11 +25,17 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _register() -> None:
     # Each module registers its commands on `app` when imported.
+    import tr2m_edge.cli.build  # noqa: F401
     import tr2m_edge.cli.core  # noqa: F401
     import tr2m_edge.cli.demo  # noqa: F401
     import tr2m_edge.cli.export  # noqa: F401
     import tr2m_edge.cli.runtime  # noqa: F401
     import tr2m_edge.cli.train  # noqa: F401
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command name in ``argv`` (its first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 class Terminated(KeyboardInterrupt):
@@ -42,8 +49,10 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``tr2m-edge`` script.
 
-    A Tr2mError becomes one line on stderr and exit status 2; Ctrl-C exits 130 and SIGTERM
-    143, after the running command's cleanup (``run`` drains its pipeline first).
+    A Tr2mError becomes one line on stderr and exit status 2, and so does a missing optional
+    dependency (the line names the extra that installs it, :mod:`tr2m_edge.extras`); Ctrl-C
+    exits 130 and SIGTERM 143, after the running command's cleanup (``run`` drains its
+    pipeline first).
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if threading.current_thread() is threading.main_thread():
@@ -54,6 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     except Tr2mError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        message = missing_module_message(exc.name or "", _command(sys.argv[1:] if argv is None else argv))
+        if message is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+        sys.exit(2)
     except Terminated:
         err_console.print("terminated")
         sys.exit(143)

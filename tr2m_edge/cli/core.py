@@ -30,10 +30,13 @@ def info_cmd(
         _bundle_info(bundle)
         return
     from tr2m_edge.config import get_preset, preset_names
-    from tr2m_edge.model.summary import parameter_counts
     from tr2m_edge.system import collect
 
     info = collect()
+    try:
+        from tr2m_edge.model.summary import parameter_counts
+    except ImportError:  # counting builds the models: PyTorch only (a runtime install has none)
+        parameter_counts = None  # type: ignore[assignment]
     table = Table(title="Packages", show_header=True)
     table.add_column("package")
     table.add_column("version")
@@ -44,15 +47,16 @@ def info_cmd(
     console.print(f"PyTorch CUDA: {info.torch_cuda or 'not available'}")
     console.print(f"cuda-python: {info.cuda_python or 'no CUDA device'}")
     console.print(f"TensorRT: {info.tensorrt or 'not importable'}")
+    console.print(escape(f"OpenCV: {info.opencv.describe() if info.opencv else 'not installed'}"))
     for note in info.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(escape(f"note: {note}"), style="yellow")
 
     presets = Table(title="Presets (parameters)", show_header=True)
     for col in ("preset", "input", "depth", "image features", "text", "head (trainable)", "range (m)"):
         presets.add_column(col)
     for name in preset_names():
         cfg = get_preset(name)
-        counts = parameter_counts(cfg)
+        counts = parameter_counts(cfg) if parameter_counts else dict.fromkeys(("depth", "image", "text", "head (trainable)"))
 
         def fmt(n: int | None) -> str:
             return "?" if n is None else f"{n / 1e6:.2f} M"
@@ -64,6 +68,8 @@ def info_cmd(
             fmt(counts["head (trainable)"]), f"{cfg.min_depth:g}-{cfg.max_depth:g}",
         )
     console.print(presets)
+    if parameter_counts is None:
+        console.print(escape("parameter counts (?) need PyTorch: pip install 'tr2m-edge[export]'"))
 
     console.print("[bold]Encoder sources[/] (--depth-model / --image-model / --text-model override them):")
     for name in preset_names():
@@ -144,3 +150,8 @@ def _bundle_info(path: Path) -> None:
     scenes = CaptionCache(bundle).verify()  # every cached bias checked too: a tampered one is named, exit 2
     listed = ", ".join(repr(s.caption) for s in scenes) or "none"
     console.print(escape(f"cached scenes: {listed}" + (f" ({len(scenes)} verified)" if scenes else "")))
+    from tr2m_edge.cli.export import user_cache_line
+
+    user = user_cache_line(path)
+    if user:
+        console.print(escape(user), soft_wrap=True)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tr2m_edge.cli.app import app
 from tr2m_edge.cli.options import with_options
-from tr2m_edge.runtime.run import BACKEND_HELP, RunOptions
+from tr2m_edge.runtime.run import BACKEND_HELP, DEVICE_HELP, RunOptions
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -35,6 +35,7 @@ def run_cmd(**options: Any) -> None:
 def bench_cmd(
     bundle: Path = typer.Argument(..., help="Bundle folder to benchmark."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs)."),
     frames: int = typer.Option(30, "--frames", "-n", min=1, help="Measured frames per mode."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Warm-up frames per mode (not measured)."),
@@ -42,13 +43,18 @@ def bench_cmd(
                               help="Comma-separated: serial (all threads per session), serial-split (pipelined thread "
                                    "plan, one frame at a time), throughput (pipelined, no drops)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: all cores)."),
-    caption: str = typer.Option("a room with a wooden floor", "--text", "-t", help="Scene caption used while benchmarking."),
+    caption: Optional[str] = typer.Option(
+        None, "--text", "-t", help="Scene caption used while benchmarking (default: the bundle's first cached caption, "
+                                   "else 'a room with a wooden floor')."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Keep a new caption's scene bias in memory only (default: "
+                                                           "the user cache; never the bundle)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Head checkpoint for --backend torch."),
     no_reference: bool = typer.Option(False, "--no-reference", help="Skip the accuracy drift check against fp32 ORT CPU."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON here."),
 ) -> None:
     """Per-stage latency percentiles, end-to-end latency, pipelined vs serial FPS, memory and drift."""
     from tr2m_edge.fileio import check_output_file, write_text_atomic
+    from tr2m_edge.runtime.backends import resolve_device
     from tr2m_edge.runtime.bench import run_bench
 
     if json_out is not None:
@@ -57,6 +63,7 @@ def bench_cmd(
         bundle, backend=backend, precision=precision, frames=frames, warmup=warmup,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()), threads=threads, caption=caption,
         checkpoint=checkpoint, reference=not no_reference, progress=lambda m: console.print(f"[dim]{m}[/]"),
+        device_id=resolve_device(device), cache_captions=not no_cache,
     )
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"backend: [bold]{report.backend}[/] ({report.reason}); {report.threads} CPU threads; "
