@@ -80,6 +80,14 @@ class EncoderSpec:
         """True when this encoder is built from sizes with random weights."""
         return self.source is None and self.pretrained is None
 
+    def describe(self) -> str:
+        """Where this encoder's weights come from, in words (``info``, ``import-official``)."""
+        if self.is_random:
+            return f"random {self.hidden_size}-wide x {self.num_layers} (tests)"
+        if self.family == "open_clip":
+            return f"open_clip {self.source or '(sizes)'}:{self.pretrained or 'random'}"
+        return str(self.source)
+
 
 @dataclass(frozen=True)
 class HeadConfig:

@@ -225,7 +225,7 @@ class PlanRun:
 
     def drop(self, pkt: Any) -> None:
         """Count a packet dropped for a newer one (once per frame, whichever boundary dropped it)."""
-        index = pkt.frame.index if isinstance(pkt, Packet) else id(pkt)
+        index = pkt.frame.index if isinstance(pkt, Packet) else pkt.index  # a Packet or a finished MetricDepth
         with self._drop_lock:
             if index in self._dropped:
                 return

@@ -25,6 +25,9 @@ def test_a_slow_sink_gets_the_newest_finished_frame(battery_bundle, plan):
             stale.append(source.count - 1 - r.index)  # frames captured after this one, at delivery
             time.sleep(0.1)  # a sink three camera periods slow
         dropped = pipe.executor.counters["dropped"]
+    counts = pipe.executor.counters.as_dict()
+    # every frame read is delivered or counted dropped, once (whichever boundary dropped it)
+    assert counts["read"] == 45 and counts["processed"] + dropped == 45 and len(stale) == counts["processed"], counts
     assert dropped > 20
     # Before: every queue held a stale frame and delivered frames were ~8 sink periods
     # (~24 camera frames) old; now the sink gets what finished last: within about one

@@ -108,10 +108,8 @@ def import_official_cmd(
 
 
 def _source_lines(cfg: "ModelConfig") -> list[str]:
-    from tr2m_edge.model.loaders import encoder_descriptions
-
-    names = ("depth", "image features", "text")
-    return [f"{n}: {d}" for n, d in zip(names, encoder_descriptions(cfg))]
+    image = "the depth model's own tokens" if cfg.image is None else cfg.image.describe()
+    return [f"depth: {cfg.depth.describe()}", f"image features: {image}", f"text: {cfg.text.describe()}"]
 
 
 def _bundle_info(path: Path) -> None:

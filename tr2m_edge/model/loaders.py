@@ -181,19 +181,3 @@ def load_open_clip(name: str | None, pretrained: str | None, build_from_sizes: C
             state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)
         load_state_strict(model, state, what, str(path), optional=("logit_scale", "logit_bias"))
     return model
-
-
-def describe_source(spec: Any) -> str:
-    """Where an EncoderSpec's weights come from, in words (``info``)."""
-    if spec is None:
-        return "the depth model's own tokens"
-    if spec.is_random:
-        return f"random {spec.hidden_size}-wide x {spec.num_layers} (tests)"
-    if spec.family == "open_clip":
-        return f"open_clip {spec.source or '(sizes)'}:{spec.pretrained or 'random'}"
-    return str(spec.source)
-
-
-def encoder_descriptions(cfg: Any) -> tuple[str, str, str]:
-    """(depth, image, text) source descriptions of a ModelConfig."""
-    return describe_source(cfg.depth), describe_source(cfg.image), describe_source(cfg.text)
