@@ -209,8 +209,8 @@ class DepthPipeline:
                      plan: str = "auto") -> Executor:
         """A fresh executor over this pipeline's stages (kept as ``self.executor`` for stop/counters).
 
-        ``plan``: ``auto`` (GPU runners: ``device``; CPU runners: ``threads``), ``threads`` or
-        ``device``; see :mod:`tr2m_edge.runtime.executor`. The executor's ``plan`` says which ran.
+        ``plan``: ``auto`` (GPU runners: ``device``; CPU runners: ``threads``), ``serial``,
+        ``threads`` or ``device``; see :mod:`tr2m_edge.runtime.executor`. The executor's ``plan`` says which ran.
         """
         self.executor = Executor(self.stages, self.caption_state, mode=mode, queue_size=queue_size, keep_maps=maps,
                                  conformer=FrameConformer(self.frame_size), plan=plan)

@@ -35,6 +35,7 @@ from tr2m_edge.runtime.backends import resolve_device
 from tr2m_edge.runtime.caption_input import CaptionFileWatcher, StdinCaptionReader
 from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.pipeline import DepthPipeline
+from tr2m_edge.runtime.plans import PLAN_HELP, check_plan
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sinks import DepthFileSink, DisplaySink, Sink, StatsSink, VideoSink
 from tr2m_edge.runtime.sources import FrameSource, make_source, parse_camera_size
@@ -48,6 +49,7 @@ class RunSummary:
 
     backend: str
     mode: str
+    plan: str = ""  # the executor plan that ran: serial, threads or device
     frames_read: int = 0
     frames_written: int = 0
     dropped: int = 0
@@ -84,7 +86,8 @@ class RunSummary:
         state = "interrupted: drained and closed" if self.interrupted else "done"
         stop = f"; stopped by {self.signal}, exit status {self.exit_code}" if self.signal else ""
         return (f"{state}: {self.frames_read} frames read, {self.frames_written} written{extra} "
-                f"in {self.seconds:.1f} s ({self.fps:.1f} FPS, {self.backend}, {self.mode} mode){stop}")
+                f"in {self.seconds:.1f} s ({self.fps:.1f} FPS, {self.backend}, {self.mode} mode"
+                f"{f', {self.plan} plan' if self.plan else ''}){stop}")
 
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, as shells report it
@@ -125,6 +128,7 @@ def run_stream(
     pipeline: DepthPipeline, source: FrameSource, sinks: Sequence[Sink], *,
     mode: str | Mode = Mode.THROUGHPUT, max_frames: int | None = None, queue_size: int = 2,
     maps: bool = False, handle_sigint: bool = True, on_result: Callable[[MetricDepth], None] | None = None,
+    plan: str = "auto",
 ) -> RunSummary:
     """Run ``source`` through ``pipeline`` into ``sinks``; always closes the sinks.
 
@@ -133,11 +137,13 @@ def run_stream(
         max_frames: stop after reading this many frames.
         handle_sigint: install the drain-on-SIGINT/SIGTERM handler (main thread only).
         on_result: called per result after the sinks (progress displays, tests).
+        plan: the executor plan (``auto``, ``serial``, ``threads``, ``device``); the one that ran is
+            :attr:`RunSummary.plan`.
     """
     if max_frames is not None:
         source.limit = max_frames
-    executor = pipeline.executor_for(mode, queue_size=queue_size, maps=maps)
-    summary = RunSummary(backend=pipeline.backend.name, mode=Mode.parse(mode).value)
+    executor = pipeline.executor_for(mode, queue_size=queue_size, maps=maps, plan=plan)
+    summary = RunSummary(backend=pipeline.backend.name, mode=Mode.parse(mode).value, plan=executor.plan)
     start = time.perf_counter()
     drain = _DrainOnSignal(executor, lambda name: log.warning("%s: stopping capture and draining the pipeline "
                                                               "(send it again to abort)", name))
@@ -248,6 +254,7 @@ class RunOptions:
     fps: float = _opt(0.0, "Frame rate of --out (default: the source's, else 30).")
     threads: int | None = _opt(None, "CPU threads for ONNX Runtime (default: all cores).", min=1)
     queue_size: int = _opt(2, "Frames each pipeline queue holds (throughput mode).", min=1)
+    plan: str = _opt("auto", PLAN_HELP)
     fp16: bool = _opt(False, "Torch backend on CUDA: run in half precision.")
     cuda_graphs: bool = _opt(False, "Torch backend on CUDA: replay captured CUDA graphs.")
     seed: int = _opt(0, "Seed of --synthetic scenes.")
@@ -294,6 +301,7 @@ def _initial_caption(opts: RunOptions) -> str | None:
 def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSummary:
     """Set everything up from ``opts`` and run until the stream ends, Ctrl-C or ``q``."""
     console = console or Console(stderr=True, highlight=False)
+    check_plan(opts.plan)
     bundle = open_bundle(opts.bundle)
     caption = _initial_caption(opts)
     device_id = resolve_device(opts.device)
@@ -346,5 +354,6 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
             watchers.append(StdinCaptionReader(pipeline.set_scene).start())
         for w in watchers:
             stack.callback(w.stop)
-        summary = run_stream(pipeline, source, sinks, mode=mode, max_frames=opts.frames, queue_size=opts.queue_size)
+        summary = run_stream(pipeline, source, sinks, mode=mode, max_frames=opts.frames, queue_size=opts.queue_size,
+                             plan=opts.plan)
     return summary

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tr2m_edge.cli.app import app
 from tr2m_edge.cli.options import with_options
+from tr2m_edge.runtime.plans import PLAN_HELP
 from tr2m_edge.runtime.run import BACKEND_HELP, DEVICE_HELP, RunOptions
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,6 +50,7 @@ def bench_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="Keep a new caption's scene bias in memory only (default: "
                                                            "the user cache; never the bundle)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Head checkpoint for --backend torch."),
+    plan: str = typer.Option("auto", "--plan", help=PLAN_HELP),
     no_reference: bool = typer.Option(False, "--no-reference", help="Skip the accuracy drift check against fp32 ORT CPU."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON here."),
 ) -> None:
@@ -63,7 +65,7 @@ def bench_cmd(
         bundle, backend=backend, precision=precision, frames=frames, warmup=warmup,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()), threads=threads, caption=caption,
         checkpoint=checkpoint, reference=not no_reference, progress=lambda m: console.print(f"[dim]{m}[/]"),
-        device_id=resolve_device(device), cache_captions=not no_cache,
+        device_id=resolve_device(device), cache_captions=not no_cache, plan=plan,
     )
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"backend: [bold]{report.backend}[/] ({report.reason}); {report.threads} CPU threads; "
@@ -80,6 +82,7 @@ def bench_cmd(
             p = r.latency_ms if s == "end-to-end" else r.stage_ms.get(s)
             row.append("-" if p is None else f"{p['mean']:.1f} / {p['p50']:.1f} / {p['p90']:.1f} / {p['p99']:.1f}")
         table.add_row(*row)
+    table.add_row("plan", *[r.plan for r in report.results])
     table.add_row("throughput (FPS)", *[f"{r.fps:.2f}" + (f" ({r.dropped} dropped)" if r.dropped else "")
                                           for r in report.results])
     out.print(table)
