@@ -3,6 +3,7 @@ missing model fails fast and offline-safe with the flag to use."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -144,3 +145,26 @@ def test_openai_style_torchscript_archive_loads(tmp_path):
     loaded = build_text_encoder(with_encoder_sources(get_preset("tiny"), EncoderSources(text=str(tmp_path / "clip.pt"))).text)
     with torch.no_grad():
         assert torch.equal(loaded(tokens), full.encode_text(tokens))
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "--random-head", "--preset", "tiny", "-o", "{tmp}/bundle"],
+    ["import-official", "{tmp}/head.pth", "--preset", "tiny", "-o", "{tmp}/best.pt"],
+    ["train", "--steps", "1", "--out", "{tmp}/run"],
+    ["eval", "--ckpt", "{tmp}/best.pt", "--dataset", "synthetic"],
+])
+def test_a_missing_encoder_flag_fails_before_the_model_libraries_load(command, tmp_path):
+    """The whole command, not only the loader: the one-line error comes before torch or
+    transformers is imported (what made the command take 20-60 s here before it failed)."""
+    import subprocess
+    import sys
+
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command] + ["--depth-model", "tr2m-edge-test/absent", "--offline"]
+    code = ("import sys\nfrom tr2m_edge.cli import main\ntry:\n    main(" + repr(args) + ")\nexcept SystemExit as e:\n"
+            "    print(e.code, [m for m in ('torch', 'transformers', 'open_clip') if m in sys.modules])")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.stdout.strip() == "2 []", proc.stdout + proc.stderr
+    err = proc.stderr.strip()
+    assert "\n" not in err and err.startswith("error: The Depth Anything model 'tr2m-edge-test/absent' is not in the "
+                                              "local Hugging Face cache") and "--depth-model DIR" in err, err

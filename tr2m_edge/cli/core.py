@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tr2m_edge.cli.app import app
-from tr2m_edge.cli.encoders import DEPTH_MODEL, IMAGE_MODEL, TEXT_MODEL, encoder_sources
+from tr2m_edge.cli.encoders import DEPTH_MODEL, IMAGE_MODEL, OFFLINE, TEXT_MODEL, encoder_sources
 
 if TYPE_CHECKING:
     from tr2m_edge.config import ModelConfig
@@ -86,19 +86,21 @@ def import_official_cmd(
     depth_model: Optional[str] = DEPTH_MODEL,
     image_model: Optional[str] = IMAGE_MODEL,
     text_model: Optional[str] = TEXT_MODEL,
+    offline: bool = OFFLINE,
 ) -> None:
     """Convert the authors' released TR2M head weights into a tr2m-edge checkpoint.
 
     The checkpoint's config records where the frozen encoders come from (the preset's hub
     ids, or the --depth-model/--image-model/--text-model given here); they load at export.
     """
+    sources = encoder_sources(depth_model, image_model, text_model, offline)  # checked before the heavy imports
     from tr2m_edge.checkpoint import import_official, save_checkpoint
     from tr2m_edge.config import get_preset
     from tr2m_edge.fileio import check_output_file
     from tr2m_edge.model.encoder_sources import with_encoder_sources
 
     check_output_file(output, "--output")
-    cfg = with_encoder_sources(get_preset(preset), encoder_sources(depth_model, image_model, text_model))
+    cfg = with_encoder_sources(get_preset(preset), sources)
     ckpt = import_official(weights, preset=preset, config=cfg)
     save_checkpoint(ckpt, output)
     n = sum(v.numel() for v in ckpt.head.values())

@@ -34,10 +34,19 @@ OFFLINE = typer.Option(
 
 
 def encoder_sources(depth: str | None, image: str | None, text: str | None, offline: bool = False) -> "EncoderSources":
-    """The parsed options (``--offline`` takes effect for the rest of the process)."""
+    """The parsed options (``--offline`` takes effect for the rest of the process).
+
+    Paths and hub ids among them are checked at once (torch-free): a missing path, or a hub
+    id neither cached nor downloadable, fails here, not after the model libraries load.
+    """
     from tr2m_edge.model.encoder_sources import EncoderSources
-    from tr2m_edge.model.hub import set_offline
+    from tr2m_edge.model.hub import check_source, set_offline
 
     if offline:
         set_offline(True)
+    for value, what, family in ((depth, "Depth Anything model", "depth_anything"),
+                                (image, "DINOv2 image encoder", "dinov2"),
+                                (text if text and ":" not in text else None, "CLIP text encoder", "hf_clip")):
+        if value:
+            check_source(what, value, family)
     return EncoderSources(depth=depth, image=image, text=text)

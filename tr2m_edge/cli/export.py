@@ -67,6 +67,7 @@ def export_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Export a checkpoint to a self-checking deployment bundle (ONNX, FP16, TensorRT, scene cache)."""
+    sources = encoder_sources(depth_model, image_model, text_model, offline)  # checked before the heavy imports
     from tr2m_edge.bundle import open_bundle, parity_summary
     from tr2m_edge.config import parse_frame_size, parse_size
     from tr2m_edge.export import export_bundle, export_source
@@ -76,7 +77,7 @@ def export_cmd(
     isize = parse_size(input_size) if input_size else None
     device_id = resolve_device(device)
     source = export_source(ckpt, preset=preset, random_head=random_head, random_encoders=random_encoders,
-                           sources=encoder_sources(depth_model, image_model, text_model, offline))
+                           sources=sources)
     path = export_bundle(
         source, output, fp16=fp16, trt=trt, device_id=device_id, dynamic=dynamic, frame_size=fsize, input_size=isize,
         opset=opset, exporter=exporter, scenes=scene, progress=not quiet, text_fp16=text_fp16, resize=resize,

@@ -39,6 +39,7 @@ def train_cmd(
     offline: bool = OFFLINE,
 ) -> None:
     """Train the TR2M head (one process, or many under torchrun) from a JSON config."""
+    sources = encoder_sources(depth_model, image_model, text_model, offline)  # checked before the heavy imports
     import dataclasses
     import json
 
@@ -56,7 +57,6 @@ def train_cmd(
     cfg = load_train_config(config, sets)
     if default_caption:
         cfg = with_default_caption(cfg, default_caption)
-    sources = encoder_sources(depth_model, image_model, text_model, offline)
     if sources:  # the checkpoints' config records where the encoders came from
         cfg = dataclasses.replace(cfg, model=with_encoder_sources(cfg.model_config(), sources).to_dict())
     if write_config is not None:
@@ -98,6 +98,7 @@ def eval_cmd(
     offline: bool = OFFLINE,
 ) -> None:
     """Evaluate a checkpoint with the released protocol (crops, depth caps, input sizes) and write JSON."""
+    sources = encoder_sources(depth_model, image_model, text_model, offline)  # checked before the heavy imports
     from tr2m_edge.config import parse_size
     from tr2m_edge.metrics import LOWER_IS_BETTER, METRIC_NAMES
     from tr2m_edge.train.datasets import DatasetSpec
@@ -108,8 +109,7 @@ def eval_cmd(
                        captions=str(captions) if captions else None, default_caption=default_caption,
                        count=count, seed=seed, min_depth=min_depth, max_depth=max_depth)
     output = output or ckpt.parent / f"eval_{dataset}_{split}.json"
-    result = evaluate_checkpoint(ckpt, spec, size, limit, output, shuffle_captions, device,
-                                 sources=encoder_sources(depth_model, image_model, text_model, offline))
+    result = evaluate_checkpoint(ckpt, spec, size, limit, output, shuffle_captions, device, sources=sources)
     h, w = result.input_size or (0, 0)
     table = Table(title=f"{dataset} ({split}): {result.count} images",
                   caption=f"input {h}x{w}, depth {result.depth_range[0]:g}-{result.depth_range[1]:g}, crop {result.crop}")

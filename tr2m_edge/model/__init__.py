@@ -1,10 +1,26 @@
-"""TR2M model code: frozen encoders, the rescale head, the contract's components, the composed model."""
+"""TR2M model code: frozen encoders, the rescale head, the contract's components, the composed model.
 
-from tr2m_edge.model.components import clip_metric_depth, postprocess_depth
-from tr2m_edge.model.head import ScaleMapHead, build_head, count_parameters, metric_from_relative
-from tr2m_edge.model.tr2m import TR2M, DepthOutput, build_model
+The names below are imported lazily, so the torch-free modules of this package
+(:mod:`.hub`, :mod:`.encoder_sources`) load without PyTorch: a command can check that its
+encoders are there before paying for the heavy imports.
+"""
 
-__all__ = [
-    "TR2M", "DepthOutput", "ScaleMapHead", "build_head", "build_model", "clip_metric_depth",
-    "count_parameters", "metric_from_relative", "postprocess_depth",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "clip_metric_depth": "components", "postprocess_depth": "components",
+    "ScaleMapHead": "head", "build_head": "head", "count_parameters": "head", "metric_from_relative": "head",
+    "TR2M": "tr2m", "DepthOutput": "tr2m", "build_model": "tr2m",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tr2m_edge.config import EncoderSpec, ModelConfig
 from tr2m_edge.errors import ConfigError
-from tr2m_edge.model.loaders import OPEN_CLIP_FILES
+from tr2m_edge.model.hub import OPEN_CLIP_FILES
 
 DEFAULT_OPEN_CLIP = ("ViT-L-14-quickgelu", "openai")  # OpenAI CLIP ViT-L/14, the released text tower
 

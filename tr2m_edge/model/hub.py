@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ PROBE_TIMEOUT_S = 1.5
 # The flag that points each encoder at a local copy (named in every "missing model" error).
 FLAGS = {"depth_anything": "--depth-model", "dinov2": "--image-model", "open_clip": "--text-model",
          "hf_clip": "--text-model"}
+OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what open_clip fetches from a hub repo
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _QUIET_LOGGERS = ("huggingface_hub", "transformers", "open_clip", "urllib3", "filelock")
 
@@ -101,7 +103,11 @@ def hf_cache_dir() -> str:
 
 @contextlib.contextmanager
 def _no_weight_loading_bars() -> Iterator[None]:
-    """transformers' per-load "Loading weights" bar off (hub download bars stay)."""
+    """transformers' per-load "Loading weights" bar off (hub download bars stay); nothing to
+    do (and no import of transformers) before a loader has imported it."""
+    if "transformers" not in sys.modules:
+        yield
+        return
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # pragma: no cover
@@ -168,6 +174,32 @@ def download_blocker() -> str | None:
     if not hub_reachable():
         return f"the hub ({hub_endpoint()}) is not reachable from this machine"
     return None
+
+
+def check_source(what: str, source: str, family: str) -> None:
+    """Fail at once when the transformers model ``source`` (a path or hub id) cannot be had here.
+
+    The torch-free preflight of the encoder flags: a missing local path, or a hub id whose
+    ``config.json`` is not in the local cache while downloads are off or the hub is
+    unreachable, raises the same one-line error the load would raise later, before PyTorch
+    and transformers are imported. What the files hold is left to the loaders.
+
+    Raises:
+        ModelLoadError: a missing path; a hub id not cached, and offline or unreachable.
+    """
+    if local_path(source, what, family) is not None:
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers always brings it
+        return
+    with quiet_hub():
+        cached = try_to_load_from_cache(source, "config.json")
+    if isinstance(cached, str):
+        return
+    blocker = download_blocker()
+    if blocker is not None:
+        raise missing_error(what, source, family, blocker)
 
 
 def from_hub(what: str, source: str, family: str, loader: Callable[[bool], T]) -> T:

@@ -33,7 +33,6 @@ from tr2m_edge.model import hub
 log = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what open_clip fetches from a hub repo
 
 
 def is_torchscript(path: Path) -> bool:
@@ -127,7 +126,7 @@ def open_clip_weights(name: str, pretrained: str) -> str:
     if repo:
         from huggingface_hub import try_to_load_from_cache
 
-        for filename in OPEN_CLIP_FILES:
+        for filename in hub.OPEN_CLIP_FILES:
             cached = try_to_load_from_cache(repo, filename)
             if isinstance(cached, str):
                 return cached
