@@ -27,7 +27,7 @@ class StepProgress:
         if enabled:
             self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TimeElapsedColumn(), console=Console(stderr=True, highlight=False))
-            self.task = self.progress.add_task(title, total=total)
+            self.task = self.progress.add_task(escape(title), total=total)
 
     def __enter__(self) -> "StepProgress":
         if self.progress:

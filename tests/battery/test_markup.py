@@ -40,3 +40,18 @@ def test_an_imported_file_name_with_markup(tmp_path, cli):
     code, out, err = cli("import-official", src, "--preset", "tiny", "-o", tmp_path / "b[red].pt")
     assert code == 0, err
     assert "w[bold]x.pth" in "".join(out.split()) and (tmp_path / "b[red].pt").is_file()
+
+
+def test_info_and_bench_print_a_bundle_path_with_markup_as_typed(battery_bundle, tmp_path, cli):
+    import shutil
+
+    odd = tmp_path / "[bold]bundle[/bold]"
+    shutil.copytree(battery_bundle, odd)
+    code, out, err = cli("info", odd)
+    assert code == 0, err
+    assert f"{odd}" in out.replace("\n", "")  # the tags as typed, not consumed as markup
+    report = tmp_path / "[red]report[red].json"  # (a "/" would make a folder)
+    code, out, err = cli("bench", odd, "--frames", 1, "--warmup", 0, "--modes", "serial", "--no-reference",
+                         "--json", report)
+    assert code == 0, err
+    assert report.is_file() and f"report written to {report}" in out.replace("\n", "")

@@ -123,12 +123,12 @@ def _bundle_info(path: Path) -> None:
     cfg = m.model
     h, w = cfg.preprocess.input_size
     frame = "any (frame_hw input)" if m.frame_size is None else f"{m.frame_size[0]}x{m.frame_size[1]}"
-    console.print(f"[bold]Bundle[/] {bundle.root}  (format {m.format} v{m.format_version}, all {len(m.files)} files verified)")
-    console.print(f"model: {cfg.name}, input {h}x{w}{' (dynamic)' if m.dynamic else ''}, frame {frame}, "
+    console.print(f"[bold]Bundle[/] {escape(str(bundle.root))}  (format {m.format} v{m.format_version}, all {len(m.files)} files verified)")
+    console.print(f"model: {escape(cfg.name)}, input {h}x{w}{' (dynamic)' if m.dynamic else ''}, frame {frame}, "
                   f"depth range {cfg.min_depth:g}-{cfg.max_depth:g} m, "
                   f"{'shared backbone' if cfg.shared_backbone else 'separate image encoder'}")
-    console.print(f"exporter: {m.exporter.get('name')} opset {m.exporter.get('opset')} ({m.exporter.get('choice', '')}); "
-                  f"tokenizer: {m.tokenizer.get('name')} ({m.tokenizer.get('file')})")
+    console.print(escape(f"exporter: {m.exporter.get('name')} opset {m.exporter.get('opset')} ({m.exporter.get('choice', '')}); "
+                         f"tokenizer: {m.tokenizer.get('name')} ({m.tokenizer.get('file')})"))
     console.print(f"preprocess resize: {cfg.preprocess.resize}; text embedding: {cfg.text.precision}")
     for line in _source_lines(cfg):
         console.print(escape(f"encoder {line}"))
@@ -141,7 +141,7 @@ def _bundle_info(path: Path) -> None:
     for f in m.files:
         size = (bundle.root / f.file).stat().st_size / 1e6
         io = ", ".join(t.name for t in f.inputs) + " -> " + ", ".join(t.name for t in f.outputs)
-        table.add_row(f.component, f.precision, f.file, f"{size:.1f}", f.sha256[:12], io if f.inputs else "")
+        table.add_row(f.component, f.precision, escape(f.file), f"{size:.1f}", f.sha256[:12], io if f.inputs else "")
     console.print(table)
     for line in parity_summary(m):
         console.print(escape(line))

@@ -64,11 +64,11 @@ def bench_cmd(
     report = run_bench(
         bundle, backend=backend, precision=precision, frames=frames, warmup=warmup,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()), threads=threads, caption=caption,
-        checkpoint=checkpoint, reference=not no_reference, progress=lambda m: console.print(f"[dim]{m}[/]"),
+        checkpoint=checkpoint, reference=not no_reference, progress=lambda m: console.print(f"[dim]{escape(m)}[/]"),
         device_id=resolve_device(device), cache_captions=not no_cache, plan=plan,
     )
     out = Console(highlight=False, soft_wrap=True)
-    out.print(f"backend: [bold]{report.backend}[/] ({report.reason}); {report.threads} CPU threads; "
+    out.print(f"backend: [bold]{report.backend}[/] ({escape(report.reason)}); {report.threads} CPU threads; "
               f"frame {report.frame_size[1]}x{report.frame_size[0]} -> input {report.input_size[1]}x{report.input_size[0]}")
     table = Table(title="Latency (ms): mean / p50 / p90 / p99")
     table.add_column("stage")
@@ -96,4 +96,4 @@ def bench_cmd(
                   f"rel {d['rel']:.3g}, AbsRel {d['abs_rel']:.3g}")
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(report.as_dict(), indent=2) + os.linesep)
-        out.print(f"report written to {json_out}")
+        out.print(escape(f"report written to {json_out}"))

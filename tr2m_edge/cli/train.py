@@ -61,13 +61,13 @@ def train_cmd(
         cfg = dataclasses.replace(cfg, model=with_encoder_sources(cfg.model_config(), sources).to_dict())
     if write_config is not None:
         write_text_atomic(check_output_file(write_config, "--write-config"), cfg.to_json() + "\n")
-        console.print(f"Wrote the train config to {write_config}")
+        console.print(escape(f"Wrote the train config to {write_config}"))
         return
     result = train(cfg, resume=resume)
     if result.is_main:
         best = f"{result.best} ({cfg.val_metric if cfg.val else 'train loss'} {result.best_metric:.4f})" \
             if result.best is not None and result.best_metric is not None else "none"
-        console.print(f"Trained {result.step} steps -> {result.last}; best: {best}; log: {result.out_dir / 'log.jsonl'}")
+        console.print(escape(f"Trained {result.step} steps -> {result.last}; best: {best}; log: {result.out_dir / 'log.jsonl'}"))
 
 
 @app.command("eval")
@@ -111,7 +111,7 @@ def eval_cmd(
     output = output or ckpt.parent / f"eval_{dataset}_{split}.json"
     result = evaluate_checkpoint(ckpt, spec, size, limit, output, shuffle_captions, device, sources=sources)
     h, w = result.input_size or (0, 0)
-    table = Table(title=f"{dataset} ({split}): {result.count} images",
+    table = Table(title=escape(f"{dataset} ({split}): {result.count} images"),
                   caption=f"input {h}x{w}, depth {result.depth_range[0]:g}-{result.depth_range[1]:g}, crop {result.crop}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -119,7 +119,7 @@ def eval_cmd(
     for name in METRIC_NAMES:
         table.add_row(name, f"{result.metrics[name]:.4f}", "lower" if name in LOWER_IS_BETTER else "higher")
     console.print(table)
-    console.print(f"Wrote {output}")
+    console.print(escape(f"Wrote {output}"))
 
 
 @app.command("distill")
