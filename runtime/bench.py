@@ -73,6 +73,7 @@ class BenchReport:
     memory_mb: dict[str, float] = field(default_factory=dict)
     drift: dict[str, float] | None = None
     drift_reference: str = "ort-cpu fp32 (serial)"
+    torch_tuning: dict[str, Any] | None = None  # torch backend on a GPU: every measured setting, the chosen ones
 
     def result(self, mode: str) -> ModeResult | None:
         return next((r for r in self.results if r.mode == mode), None)
@@ -88,6 +89,23 @@ class BenchReport:
         d = asdict(self)
         d["speedup"] = self.speedup
         return d
+
+
+def _gpu_mb(device_id: int | None) -> dict[str, float]:
+    """GPU memory in use on the benchmarked device (cudaMemGetInfo, any backend); {} without a GPU."""
+    if device_id is None:
+        return {}
+    try:
+        from tr2m_edge.runtime.runners.cuda import device_memory_mb
+
+        return device_memory_mb(device_id)
+    except Exception as exc:  # noqa: BLE001 - no cuda-python or no driver: the other fields still count
+        log.debug("no GPU memory reading: %s", exc)
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info(device_id)
+            return {"gpu_used": round((total - free) / 2**20, 1), "gpu_total": round(total / 2**20, 1)}
+        return {}
 
 
 def _rss_mb() -> dict[str, float]:
@@ -221,6 +239,7 @@ def run_bench(
                     bundle=str(bundle.root), backend=pipe.backend.name, reason=pipe.backend.reason,
                     precision=precision, threads=threads, frame_size=frame_size,
                     input_size=tuple(cfg.preprocess.input_size), caption=caption,
+                    torch_tuning=pipe.tuning.as_dict() if pipe.tuning is not None else None,
                 )
             say(f"{label}: {warmup} warm-up + {frames} frames on {pipe.backend.name}")
             result, depths = measure(pipe, warm, measured, mode, plan=plan)
@@ -237,6 +256,6 @@ def run_bench(
             ref.set_scene(caption)
             ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
         report.drift = depth_drift(ref_depths, outputs)
-    report.memory_mb = _rss_mb()
+    report.memory_mb = {**_rss_mb(), **(_gpu_mb(device_id) if report.backend != "ort-cpu" else {})}
     return report
 

@@ -70,6 +70,7 @@ class DepthPipeline:
         self._bias_fn = bias_fn
         self.executor: Executor | None = None
         self.conformer = FrameConformer(self.frame_size)
+        self.tuning: Any = None  # torch backend: the TuneReport of measured settings, when tuned
         stages.activate()
 
     # ------------------------------------------------------------------ constructors
@@ -77,7 +78,7 @@ class DepthPipeline:
     def from_bundle(
         cls, path: str | Path | Bundle, backend: str = "auto", *, precision: str = "auto",
         threads: int | None = None, split_threads: bool = True, checkpoint: "str | Path | Checkpoint | None" = None,
-        device_id: int | None = 0, verify: bool = True, fp16: bool = False, cuda_graphs: bool = False,
+        device_id: int | None = 0, verify: bool = True, fp16: bool | None = None, cuda_graphs: bool | None = None,
         cache_captions: bool = True,
     ) -> "DepthPipeline":
         """Open a bundle and build its runners on ``backend``.
@@ -91,7 +92,10 @@ class DepthPipeline:
                 instead of all of them (serial mode).
             checkpoint: head weights for the torch backend (bundles hold no PyTorch weights).
             device_id: the CUDA device of GPU backends (``--device N``); None: the CPU only.
-            fp16 / cuda_graphs: torch backend on CUDA only.
+            fp16 / cuda_graphs: torch backend on CUDA only; None (both): on a GPU each
+                component's settings are measured and the fastest that agrees with fp32
+                is chosen (:mod:`~tr2m_edge.runtime.runners.torch_tuning`), on the CPU fp32
+                eager.
             cache_captions: store new captions' biases in the user cache
                 (``$XDG_CACHE_HOME/tr2m-edge/scenes/``); False keeps them in memory. Nothing
                 is ever written into the bundle.
@@ -108,9 +112,10 @@ class DepthPipeline:
         if choice.name == "torch":
             if checkpoint is None:
                 raise ConfigError("The torch backend needs a checkpoint (--checkpoint best.pt).")
+            tune = choice.on_gpu and fp16 is None and cuda_graphs is None
             pipe = cls.from_checkpoint(checkpoint, frame_size=bundle.manifest.frame_size,
-                                       device=f"cuda:{device_id}" if choice.on_gpu else "cpu", fp16=fp16,
-                                       cuda_graphs=cuda_graphs, expect=bundle.config)
+                                       device=f"cuda:{device_id}" if choice.on_gpu else "cpu", fp16=bool(fp16),
+                                       cuda_graphs=bool(cuda_graphs), expect=bundle.config, tune=tune)
             pipe.backend = choice
             pipe.bundle = bundle
             return pipe
@@ -123,6 +128,7 @@ class DepthPipeline:
     def from_checkpoint(
         cls, checkpoint: "str | Path | Checkpoint", *, frame_size: tuple[int, int] | None = None,
         device: str = "cpu", fp16: bool = False, cuda_graphs: bool = False, expect: "ModelConfig | None" = None,
+        tune: bool = False,
     ) -> "DepthPipeline":
         """PyTorch pipeline from a checkpoint: encoders load from the config's sources.
 
@@ -139,32 +145,46 @@ class DepthPipeline:
                 "use the checkpoint the bundle was exported from."
             )
         model = build_model(ckpt.config, ckpt.head).eval()
-        return cls.from_model(model, frame_size=frame_size, device=device, fp16=fp16, cuda_graphs=cuda_graphs)
+        return cls.from_model(model, frame_size=frame_size, device=device, fp16=fp16, cuda_graphs=cuda_graphs,
+                              tune=tune)
 
     @classmethod
     def from_model(
         cls, model: "TR2M", *, frame_size: tuple[int, int] | None = None, device: str = "cpu",
-        fp16: bool = False, cuda_graphs: bool = False, streams: bool = True,
+        fp16: bool = False, cuda_graphs: bool = False, streams: bool = True, tune: bool = False,
     ) -> "DepthPipeline":
         """PyTorch reference over an existing model (its weights are used as they are).
 
         On CUDA every stage gets its own stream (``streams``), so the depth and image
         encoder stages overlap when pipelined; fp16 and CUDA graphs are CUDA-only options.
+        ``tune`` measures each component's settings on ``device`` first (dtype,
+        channels-last, compile, CUDA graphs: :func:`~tr2m_edge.runtime.runners.torch_tuning.tune`)
+        and runs the fastest that agrees with fp32; the trials are in :attr:`tuning`.
         """
         import torch
 
         from tr2m_edge.runtime.runners.torch_runner import TorchRunner, torch_components
 
         on_gpu = device.startswith("cuda")
+        model.to(device)
+        chosen: dict[str, Any] = {}
+        tuning = None
+        if tune:
+            from tr2m_edge.runtime.runners.torch_tuning import tune as measure_settings
+
+            with torch.no_grad():
+                bias = model.scene_bias(model.encode_text(["a room"]).to(device)).float()
+            chosen, tuning = measure_settings(model, frame_size, device, bias=bias)
         runners: dict[str, Runner] = {}
         for name, (module, ins, outs) in torch_components(model, frame_size).items():
+            settings = chosen[name].runner_kwargs() if name in chosen else {
+                "dtype": "fp16" if fp16 and name != "preprocess" else "fp32",
+                "cuda_graph": cuda_graphs and frame_size is not None}
             runners[name] = TorchRunner(
-                module, ins, outs, device=device, fp16=fp16 and name != "preprocess",
-                cuda_graph=cuda_graphs and frame_size is not None, own_stream=on_gpu and streams,
-                host_outputs=(name == "head") or not on_gpu, name=f"torch-{name}",
+                module, ins, outs, device=device, own_stream=on_gpu and streams,
+                host_outputs=(name == "head") or not on_gpu, name=f"torch-{name}", **settings,
             )
         stages = FrameStages(runners, model.cfg, frame_size, where="PyTorch model")
-        model.to(device)
 
         def bias_fn(caption: str) -> np.ndarray:
             with torch.no_grad():
@@ -172,7 +192,9 @@ class DepthPipeline:
                 return model.scene_bias(emb.to(device)).float().cpu().numpy()
 
         choice = BackendChoice("torch", "PyTorch reference", "cuda" if on_gpu else "cpu")
-        return cls(stages, bias_fn, choice)
+        pipe = cls(stages, bias_fn, choice)
+        pipe.tuning = tuning
+        return pipe
 
     # ------------------------------------------------------------------ scenes
     def set_scene(self, text: str) -> np.ndarray:

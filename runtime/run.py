@@ -255,8 +255,11 @@ class RunOptions:
     threads: int | None = _opt(None, "CPU threads for ONNX Runtime (default: all cores).", min=1)
     queue_size: int = _opt(2, "Frames each pipeline queue holds (throughput mode).", min=1)
     plan: str = _opt("auto", PLAN_HELP)
-    fp16: bool = _opt(False, "Torch backend on CUDA: run in half precision.")
-    cuda_graphs: bool = _opt(False, "Torch backend on CUDA: replay captured CUDA graphs.")
+    fp16: bool | None = _opt(None, "Torch backend on CUDA: half precision on or off (default: each component's "
+                                   "dtype, channels-last, compile and CUDA-graph settings measured on the GPU at "
+                                   "start, the fastest that agrees with fp32 kept).", "--fp16/--no-fp16")
+    cuda_graphs: bool | None = _opt(None, "Torch backend on CUDA: replay captured CUDA graphs on or off (default: "
+                                          "measured, as for --fp16).", "--cuda-graphs/--no-cuda-graphs")
     seed: int = _opt(0, "Seed of --synthetic scenes.")
 
 
@@ -341,6 +344,8 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         stack.callback(pipeline.close)
         late.pipeline = pipeline
         console.print(f"backend [bold]{pipeline.backend.name}[/]: {escape(pipeline.backend.reason)}")
+        if pipeline.tuning is not None:
+            console.print(escape(f"torch settings (measured on {pipeline.tuning.device}): {pipeline.tuning.describe()}"))
         if caption is None:
             if not pipeline.cached_captions:
                 raise InputError("No scene caption: pass --text 'warehouse aisle' (or --scene-file FILE).")

@@ -24,7 +24,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LAYER_DIRS = {"train": "train", "export": "export", "runtime": "runtime", "calib": "calib", "demo": "demo"}
-TORCH_MODULES = {"runners/torch_runner.py", "plans/torch_frame.py"}  # imported only when the torch backend is chosen
+TORCH_MODULES = {"runners/torch_runner.py", "runners/torch_tuning.py", "plans/torch_frame.py"}  # imported only when the torch backend is chosen
 
 # layer -> the layers it must never import
 FORBIDDEN = {

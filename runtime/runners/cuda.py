@@ -47,6 +47,15 @@ def check(result: Any, what: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def device_memory_mb(index: int = 0) -> dict[str, float]:
+    """Used and total memory of GPU ``index`` (MiB) as the driver reports it (``cudaMemGetInfo``):
+    every allocation counts, whichever library (TensorRT, ONNX Runtime, PyTorch) made it."""
+    cudart = _cudart()
+    check(cudart.cudaSetDevice(index), "cudaSetDevice")
+    free, total = check(cudart.cudaMemGetInfo(), "cudaMemGetInfo")
+    return {"gpu_used": round((int(total) - int(free)) / 2**20, 1), "gpu_total": round(int(total) / 2**20, 1)}
+
+
 def device_info(index: int = 0) -> GpuInfo:
     """Name, compute capability and memory of CUDA device ``index`` (BackendError without one)."""
     return GpuInfo.from_properties(index, check(_cudart().cudaGetDeviceProperties(index),

@@ -28,6 +28,8 @@ from tr2m_edge.runtime.runners.base import Runner
 
 log = logging.getLogger(__name__)
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 
 def torch_components(
     model: TR2M, frame_size: tuple[int, int] | None, which: Sequence[str] = FRAME_COMPONENTS,
@@ -47,8 +49,13 @@ class TorchRunner(Runner):
         module: the module (e.g. a component of :meth:`TR2M.components`).
         inputs / outputs: the tensor metadata it accepts / produces.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        fp16: cast the module and its float inputs to half precision (CUDA only); outputs
-            come back as float32.
+        fp16: shorthand for ``dtype="fp16"``.
+        dtype: ``fp32``, or ``fp16`` / ``bf16`` (CUDA only): the module and its float inputs
+            are cast to it; outputs come back as float32.
+        channels_last: convert the module and its 4-D float inputs to the channels-last
+            memory format (the convolutional decoders may run faster so).
+        compile: run the module through ``torch.compile`` (inductor; graphs captured by
+            this runner, not by inductor); compiled on the first call.
         cuda_graph: capture the module in a CUDA graph on the first call and replay it
             (fixed shapes; falls back to eager with a warning if capture fails).
         own_stream: run :meth:`infer` on a private CUDA stream (so stages in different
@@ -62,14 +69,20 @@ class TorchRunner(Runner):
     def __init__(
         self, module: nn.Module, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], *,
         device: str = "cpu", fp16: bool = False, cuda_graph: bool = False, own_stream: bool = False,
-        host_outputs: bool | Sequence[str] = True, name: str = "torch",
+        host_outputs: bool | Sequence[str] = True, name: str = "torch", dtype: str = "fp32",
+        channels_last: bool = False, compile: bool = False,
     ) -> None:
         super().__init__(name)
         self.module = module
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.device_name = device
-        self.fp16 = fp16
+        if dtype not in DTYPES:
+            raise BackendError(f"Runner '{name}': unknown dtype '{dtype}'. Available: {', '.join(DTYPES)}.")
+        self.dtype = "fp16" if fp16 else dtype
+        self.channels_last = channels_last
+        self.compile = compile
+        self._forward: Any = module
         self.cuda_graph = cuda_graph
         self.own_stream = own_stream
         self.host_outputs = host_outputs
@@ -89,14 +102,19 @@ class TorchRunner(Runner):
         device = torch.device(self.device_name)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BackendError(f"Runner '{self.name}' asked for {self.device_name}, but PyTorch sees no CUDA GPU. Use device 'cpu'.")
-        if self.fp16 and device.type != "cuda":
-            raise BackendError(f"Runner '{self.name}': fp16 needs a CUDA device (got {self.device_name}); use fp32 on the CPU.")
+        if self.dtype != "fp32" and device.type != "cuda":
+            raise BackendError(f"Runner '{self.name}': {self.dtype} needs a CUDA device (got {self.device_name}); "
+                               "use fp32 on the CPU.")
         if self.cuda_graph and device.type != "cuda":
             raise BackendError(f"Runner '{self.name}': CUDA graphs need a CUDA device (got {self.device_name}).")
         self.device = device
         self.module.to(device).eval()
-        if self.fp16:
-            self.module.half()
+        if self.dtype != "fp32":
+            self.module.to(DTYPES[self.dtype])
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+        self._forward = torch.compile(self.module, mode="max-autotune-no-cudagraphs", dynamic=False) \
+            if self.compile else self.module
         if device.type == "cuda":
             if self.own_stream:
                 self.stream = torch.cuda.Stream(device=device)
@@ -126,8 +144,20 @@ class TorchRunner(Runner):
             t = t.to(self.device, non_blocking=True)
             if self.stream is not None and t.is_cuda:
                 t.record_stream(self.stream)  # produced elsewhere, consumed on this stream
-        if self.fp16 and t.is_floating_point():
-            t = t.half()
+        return self._cast(t)
+
+    @property
+    def fp16(self) -> bool:
+        return self.dtype == "fp16"
+
+    def _cast(self, t: torch.Tensor) -> torch.Tensor:
+        """A float input in this runner's dtype (and memory format)."""
+        if not t.is_floating_point():
+            return t
+        if self.dtype != "fp32":
+            t = t.to(DTYPES[self.dtype])
+        if self.channels_last and t.dim() == 4:
+            t = t.contiguous(memory_format=torch.channels_last)
         return t
 
     def infer_impl(self, feed: dict[str, Any]) -> dict[str, Any]:
@@ -147,16 +177,16 @@ class TorchRunner(Runner):
 
         Tensors already on this runner's device in (host int64 ``frame_hw`` may stay on
         the host), device tensors out in the module's own dtypes; no validation, no host
-        copies, no synchronisation. Float inputs are cast to half with ``fp16``.
+        copies, no synchronisation. Float inputs are cast to the runner's dtype.
         """
         self._require_active()
         with torch.no_grad():
-            feed = {k: (v.half() if self.fp16 and v.is_floating_point() else v) for k, v in tensors.items()}
+            feed = {k: self._cast(v) for k, v in tensors.items()}
             return self._run(feed)
 
     def _call(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The module's outputs by name."""
-        out = self.module(**tensors)
+        out = self._forward(**tensors)
         if isinstance(out, dict):
             return out
         return dict(zip((o.name for o in self.outputs), out if isinstance(out, tuple) else (out,)))
@@ -202,6 +232,7 @@ class TorchRunner(Runner):
         if self._staged is not None:
             self._staged.synchronize()
         self._graph = None
+        self._forward = self.module
         self._static_in, self._static_out = {}, {}
         self._staging, self._staged = {}, None
         self.stream = None

@@ -70,6 +70,9 @@ def bench_cmd(
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"backend: [bold]{report.backend}[/] ({escape(report.reason)}); {report.threads} CPU threads; "
               f"frame {report.frame_size[1]}x{report.frame_size[0]} -> input {report.input_size[1]}x{report.input_size[0]}")
+    if report.torch_tuning:
+        chosen = ", ".join(f"{k} {v}" for k, v in report.torch_tuning["chosen"].items())
+        out.print(escape(f"torch settings (measured on {report.torch_tuning['device']}): {chosen}"))
     table = Table(title="Latency (ms): mean / p50 / p90 / p99")
     table.add_column("stage")
     for r in report.results:
