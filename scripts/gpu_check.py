@@ -15,6 +15,16 @@ the executor plan and peak memory for these variants:
     pipelined + CUDA graphs  the same with graphs
     latency + CUDA graphs    the device plan fed by a 30 FPS camera stand-in, newest
                              frame wins (stale frames dropped and counted)
+    auto (measured)          what ``--backend auto`` runs: each component's dtype,
+                             channels-last, torch.compile and CUDA-graph settings measured
+                             first (runtime/runners/torch_tuning.py), pipelined and latency
+
+Per variant it also reports each component's achieved TFLOP/s (2 x its MACs, counted
+by tr2m_edge.model.macs, over its GPU time) and the fraction of the GPU's measured fp16
+peak (a matmul probe at start, runtime/peak.py), and GPU memory as the driver counts it
+(cudaMemGetInfo). It re-runs the device-plan-after-serial-graph-capture case that hung
+once (with a watchdog), and checks the issue's goals (paper >= 200 FPS, edge >= 400 FPS
+pipelined, DINOv2-L >= 30 % of peak, 0 drops at 30 FPS in latency mode).
 
 (``--threads-plan`` adds the one-thread-per-stage plan for comparison.) It then times
 the cuda-python path the TensorRT runner uses: pinned host buffers and two streams, H2D
@@ -22,7 +32,7 @@ of a camera frame and D2H of a depth map. A variant that fails is reported and t
 goes on; variants past ``--budget-s`` are skipped; the report is rewritten after every
 preset, so a run cut short still leaves its results.
 
-Usage (GPU, about 1-2 minutes):   python scripts/gpu_check.py --out gpu_check.json
+Usage (GPU, about 3-6 minutes; under 8):   python scripts/gpu_check.py --out gpu_check.json
 Smoke test on a CPU:              python scripts/gpu_check.py --device cpu --frames 5 --out /tmp/g.json
 
 Writes ``OUT`` (JSON) and ``OUT`` with the suffix ``.md`` (a markdown table). Works from a
@@ -69,7 +79,9 @@ from tr2m_edge.model.summary import random_encoder_config  # noqa: E402
 from tr2m_edge.model.head import build_head  # noqa: E402
 from tr2m_edge.model.tr2m import TR2M  # noqa: E402
 from tr2m_edge.runtime import DepthPipeline  # noqa: E402
+from tr2m_edge.model.macs import count_macs  # noqa: E402
 from tr2m_edge.runtime.bench import measure  # noqa: E402
+from tr2m_edge.runtime.peak import cuda_peak  # noqa: E402
 from tr2m_edge.runtime.results import percentiles  # noqa: E402
 from tr2m_edge.runtime.sources import ArraySource  # noqa: E402
 
@@ -107,12 +119,15 @@ class Variant:
     mode: str  # serial | throughput | latency
     graphs: bool
     plan: str = "auto"  # executor plan for the pipelined modes (device on CUDA)
+    tuned: bool = False  # settings measured per component, as --backend auto does
 
     @property
     def label(self) -> str:
         name = "serial" if self.mode == "serial" else ("pipelined" if self.mode == "throughput" else "latency (30 FPS camera)")
         if self.plan == "threads":
             name += ", thread per stage"
+        if self.tuned:
+            return name + ", auto (measured settings)"
         return name + (" + CUDA graphs" if self.graphs else "")
 
 
@@ -129,6 +144,8 @@ def variants(device: str, cuda_graphs: bool, threads_plan: bool) -> list[Variant
     out.append(Variant("latency", graphs, plan))
     if threads_plan:
         out.append(Variant("throughput", False, "threads"))
+    if device == "cuda":
+        out += [Variant("throughput", True, plan, tuned=True), Variant("latency", True, plan, tuned=True)]
     return out
 
 
@@ -164,6 +181,7 @@ def check_preset(name: str, device: str, count: int, warmup: int, todo: list[Var
     text = torch.randn(1, cfg.head.text_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():  # fp32, before any fp16 runner casts the shared modules
         scene = model.head.scene_bias(text.to(device)).float().cpu().numpy()
+    macs = count_macs(cfg).per_frame
     rows = []
     for variant in todo:
         base = {"preset": name, "mode": variant.mode, "label": variant.label, "cuda_graphs": variant.graphs}
@@ -175,10 +193,18 @@ def check_preset(name: str, device: str, count: int, warmup: int, todo: list[Var
             torch.cuda.reset_peak_memory_stats()
         pipe = None
         try:
-            pipe = DepthPipeline.from_model(model, frame_size=FRAME, device=device, fp16=fp16, cuda_graphs=variant.graphs)
+            pipe = DepthPipeline.from_model(model, frame_size=FRAME, device=device, fp16=fp16 and not variant.tuned,
+                                            cuda_graphs=variant.graphs and not variant.tuned, tune=variant.tuned)
             pipe.caption_state.set("random scene", scene)
             row = run_mode(pipe, images, warmup, variant, camera_fps=30.0 if variant.mode == "latency" else None)
             graphs = {n: bool(getattr(r, "cuda_graph", False)) for n, r in pipe.stages.runners.items()}
+            if pipe.tuning is not None:
+                row["tuning"] = pipe.tuning.as_dict()
+            row["gpu_mem_mb"] = gpu_memory()
+            row["tflops"] = {k: round(2 * macs[k] / (row["stage_ms"][k] * 1e-3) / 1e12, 2)
+                             for k in macs if row["stage_ms"].get(k)}
+            if PEAK is not None:
+                row["peak_fraction"] = {k: round(v * 1e12 / (2 * PEAK.macs_per_s), 4) for k, v in row["tflops"].items()}
         except Exception as exc:  # noqa: BLE001 - one failed variant must not cost the whole GPU run
             print(f"  {name} {variant.label} FAILED: {type(exc).__name__}: {exc}", flush=True)
             rows.append({**base, "error": f"{type(exc).__name__}: {exc}"})
@@ -193,7 +219,8 @@ def check_preset(name: str, device: str, count: int, warmup: int, todo: list[Var
         row.update(base)
         row.update({
             "input": "x".join(map(str, cfg.preprocess.input_size)), "frame": f"{FRAME[0]}x{FRAME[1]}",
-            "precision": "fp16" if fp16 else "fp32", "pipelined": variant.mode != "serial",
+            "precision": (row.get("tuning") or {}).get("chosen", {}).get("depth", "fp16" if fp16 else "fp32"),
+            "pipelined": variant.mode != "serial",
             "cuda_graphs": variant.graphs and not fallbacks, "graph_fallbacks": fallbacks,
             "build_s": round(build_s, 2),
             "peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
@@ -263,6 +290,83 @@ def check_cuda_python(iters: int) -> dict[str, Any]:
     return out
 
 
+PEAK = None  # the GPU's measured fp16 rate (set in main)
+
+
+def gpu_memory() -> dict[str, float] | None:
+    """Driver-reported GPU memory in use (cudaMemGetInfo through cuda-python, else PyTorch)."""
+    try:
+        from tr2m_edge.runtime.runners.cuda import device_memory_mb
+
+        return device_memory_mb(0)
+    except Exception:  # noqa: BLE001
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info(0)
+            return {"gpu_used": round((total - free) / 2**20, 1), "gpu_total": round(total / 2**20, 1)}
+        return None
+
+
+def check_hang(device: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Serial mode with CUDA graph capture, then the device plan on the same pipeline (it hung once:
+    docs/measurements/h100_device_plan_hang_stack.txt), under a watchdog that dumps the stacks."""
+    import faulthandler
+    import threading
+
+    if device != "cuda":
+        return {"skipped": "needs CUDA"}
+    torch.manual_seed(0)
+    from tr2m_edge.model.tr2m import build_model
+
+    model = build_model(get_preset("tiny")).eval()
+    images = frames(6)
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            with DepthPipeline.from_model(model, frame_size=(70, 98), device="cuda", cuda_graphs=True) as pipe:
+                pipe.set_scene("a room")
+                small = [np.ascontiguousarray(im[:70, :98]) for im in images]
+                serial = list(pipe.stream(small, mode="serial", maps=True))
+                piped = list(pipe.stream(small, mode="throughput", maps=True))
+                result["plan"] = pipe.executor.plan
+                result["max_depth_diff"] = float(max(np.abs(a.depth - b.depth).max() for a, b in zip(serial, piped)))
+                result["frames"] = len(piped)
+        except Exception as exc:  # noqa: BLE001
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            done.set()
+
+    faulthandler.dump_traceback_later(timeout_s, exit=False)
+    worker = threading.Thread(target=body, daemon=True)
+    worker.start()
+    finished = done.wait(timeout_s + 5)
+    faulthandler.cancel_dump_traceback_later()
+    result["passed"] = finished and "error" not in result and result.get("frames") == 6
+    if not finished:
+        result["error"] = f"hung: no result after {timeout_s:.0f} s (stacks on stderr)"
+    return result
+
+
+def goals(report: dict[str, Any]) -> dict[str, Any]:
+    """The issue's GPU goals, checked against this run's rows."""
+    def best(preset: str, mode: str) -> float:
+        return max((r["fps"] for r in report["results"] if r.get("preset") == preset and r.get("mode") == mode
+                    and "error" not in r), default=0.0)
+
+    dino = max((r.get("peak_fraction", {}).get("image_encoder", 0.0) for r in report["results"]
+                if r.get("preset") == "paper" and "error" not in r), default=0.0)
+    drops = [r["dropped"] for r in report["results"] if r.get("mode", "").startswith("latency") and "error" not in r
+             and r.get("preset") == "paper"]
+    return {
+        "paper_pipelined_fps>=200": (best("paper", "throughput"), best("paper", "throughput") >= 200),
+        "edge_pipelined_fps>=400": (best("edge", "throughput"), best("edge", "throughput") >= 400),
+        "dinov2_l_peak_fraction>=0.30": (dino, dino >= 0.30),
+        "latency_30fps_drops==0": (min(drops) if drops else None, bool(drops) and min(drops) == 0),
+        "hang_test": report.get("hang", {}).get("passed"),
+    }
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"GPU check on {report['device']} (torch {report['torch']}, {report['when']})", "",
              "| preset | input | precision | variant | plan | FPS | latency mean / p50 / p90 (ms) "
@@ -295,6 +399,21 @@ def markdown(report: dict[str, Any]) -> str:
                       f"{cp['two_streams']['wall_ms']['p50']} ({cp['h2d_GBps']} / {cp['d2h_GBps']} GB/s)"]
     elif cp:
         lines += ["", f"cuda-python: {cp}"]
+    peak = report.get("peak")
+    if peak:
+        lines += ["", f"Measured fp16 peak: {2 * peak['macs_per_s'] / 1e12:.0f} TFLOP/s ({peak['how']}). Per component "
+                      "TFLOP/s (fraction of peak):"]
+        for r in report["results"]:
+            if r.get("tflops"):
+                parts = ", ".join(f"{k} {v} ({r.get('peak_fraction', {}).get(k, 0):.1%})" for k, v in r["tflops"].items())
+                lines.append(f"- {r['preset']} {r.get('label', r['mode'])}: {parts}; GPU memory {r.get('gpu_mem_mb')}")
+    for r in report["results"]:
+        if r.get("tuning"):
+            lines.append(f"- {r['preset']} measured settings: {r['tuning']['chosen']}")
+    if report.get("hang"):
+        lines += ["", f"Device plan after serial CUDA-graph capture: {report['hang']}"]
+    if report.get("goals"):
+        lines += ["", "Goals: " + "; ".join(f"{k}: {v}" for k, v in report["goals"].items())]
     lines += ["", "Latency is capture -> metres per frame; in throughput mode it includes queueing (nothing is dropped), "
                   "in latency mode the source is a 30 FPS camera stand-in and stale frames are dropped.",
               "Stage times (ms): serial = host wall time per stage (each stage synchronises); device plan on CUDA = "
@@ -339,6 +458,13 @@ def main() -> None:
         "torch": torch.__version__, "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M"),
         "frames": args.frames, "warmup": warmup, "variants": [v.label for v in todo], "results": [],
     }
+    global PEAK
+    PEAK = cuda_peak() if args.device == "cuda" else None
+    if PEAK is not None:
+        report["peak"] = dataclasses.asdict(PEAK)
+        print(f"fp16 peak: {2 * PEAK.macs_per_s / 1e12:.0f} TFLOP/s", flush=True)
+    report["hang"] = check_hang(args.device)
+    print("device plan after serial graph capture:", report["hang"], flush=True)
     start = time.perf_counter()
     deadline = start + args.budget_s
     for name in presets:
@@ -356,6 +482,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - reported, e.g. no CUDA device on a CPU smoke test
         report["cuda_python"] = {"skipped": f"{type(exc).__name__}: {exc}"}
     print("cuda-python:", json.dumps(report["cuda_python"])[:400], flush=True)
+    report["goals"] = goals(report)
     report["total_s"] = round(time.perf_counter() - start, 1)
     md = write_report(report, args.out)
     print(markdown(report))

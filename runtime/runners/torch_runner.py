@@ -113,7 +113,7 @@ class TorchRunner(Runner):
             self.module.to(DTYPES[self.dtype])
         if self.channels_last:
             self.module.to(memory_format=torch.channels_last)
-        self._forward = torch.compile(self.module, mode="max-autotune-no-cudagraphs", dynamic=False) \
+        self._forward = torch.compile(self.module, dynamic=False) \
             if self.compile else self.module
         if device.type == "cuda":
             if self.own_stream:

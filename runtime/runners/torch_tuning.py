@@ -17,6 +17,7 @@ Importing this module imports PyTorch (the torch backend only).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import statistics
@@ -57,17 +58,17 @@ class TorchSettings:
                 "cuda_graph": self.cuda_graph}
 
 
-def candidates(device_kind: str, *, fixed_size: bool = True, compile: bool = True) -> list[TorchSettings]:
-    """The settings ``auto`` tries: on CUDA fp16 / bf16 x channels-last x compile, each with
-    CUDA graphs where the frame size is fixed (plus fp32 eager, the reference); on the CPU
-    fp32 with and without channels-last (compile off: inductor's CPU build takes minutes)."""
+def candidates(device_kind: str, *, fixed_size: bool = True) -> list[TorchSettings]:
+    """The settings ``auto`` tries first: on CUDA fp16 / bf16 x channels-last, each with CUDA
+    graphs where the frame size is fixed (plus fp32 eager, the reference); on the CPU fp32
+    with and without channels-last. ``torch.compile`` is tried after these, on the winner
+    only (:func:`tune`'s ``compile``): one compilation per component, not one per candidate."""
     if device_kind != "cuda":
         return [TorchSettings(), TorchSettings(channels_last=True)]
     out = [TorchSettings()]
     for dtype in ("fp16", "bf16"):
         for channels_last in (False, True):
-            for comp in ((False, True) if compile else (False,)):
-                out.append(TorchSettings(dtype, channels_last, comp, cuda_graph=fixed_size))
+            out.append(TorchSettings(dtype, channels_last, cuda_graph=fixed_size))
     return out
 
 
@@ -145,9 +146,30 @@ def _time(runner: TorchRunner, feed: dict[str, torch.Tensor], repeats: int) -> t
     return statistics.median(times), out
 
 
+def _trial(module: Any, ins: Any, outs: Any, device: str, name: str, s: TorchSettings,
+           feed: dict[str, torch.Tensor], ref: dict[str, torch.Tensor], repeats: int, tolerance: float,
+           trials: list[Trial], best: tuple[float, TorchSettings] | None) -> tuple[float, TorchSettings] | None:
+    """Time one setting on a copy of ``module``; append its :class:`Trial`; the new best (ms, setting)."""
+    runner = TorchRunner(copy.deepcopy(module), ins, outs, device=device, name=f"tune-{name}",
+                         host_outputs=False, **s.runner_kwargs())
+    try:
+        runner.activate()
+        ms, out = _time(runner, feed, repeats)
+        error = max(_rel_rms(out[k], ref[k]) for k in ref)
+        ok = error <= tolerance
+        trials.append(Trial(s.label, round(ms, 4), error, ok, "" if ok else f"differs from fp32 by {error:.2g}"))
+        if ok and (best is None or ms < best[0]):
+            return ms, s
+    except Exception as exc:  # noqa: BLE001 - a setting the device or an op does not support is skipped
+        trials.append(Trial(s.label, None, None, False, f"{type(exc).__name__}: {str(exc)[:200]}"))
+    finally:
+        runner.deactivate()
+    return best
+
+
 def tune(model: Any, frame_size: tuple[int, int] | None, device: str, *, bias: torch.Tensor,
          settings: Sequence[TorchSettings] | None = None, repeats: int = 5, tolerance: float = TOLERANCE,
-         seed: int = 0) -> tuple[dict[str, TorchSettings], TuneReport]:
+         seed: int = 0, compile: bool | None = None) -> tuple[dict[str, TorchSettings], TuneReport]:
     """Measure every per-frame component of ``model`` in each of ``settings`` on ``device``.
 
     Args:
@@ -158,6 +180,7 @@ def tune(model: Any, frame_size: tuple[int, int] | None, device: str, *, bias: t
         settings: the candidates (default: :func:`candidates` for the device).
         repeats: timed calls per trial (median kept).
         tolerance: largest relative RMS difference from fp32 eager a setting may have.
+        compile: also try the winning setting under ``torch.compile`` (default: on CUDA).
 
     Returns:
         (component -> chosen setting, the report of every trial).
@@ -165,7 +188,9 @@ def tune(model: Any, frame_size: tuple[int, int] | None, device: str, *, bias: t
     dev = torch.device(device)
     if settings is None:
         settings = candidates(dev.type, fixed_size=frame_size is not None)
-    key = (json.dumps(model.cfg.to_dict(), sort_keys=True), frame_size, str(dev), tuple(settings), repeats, tolerance)
+    compile = dev.type == "cuda" if compile is None else compile
+    key = (json.dumps(model.cfg.to_dict(), sort_keys=True), frame_size, str(dev), tuple(settings), repeats, tolerance,
+           compile)
     if key in _MEASURED:  # the choice depends on the architecture and device, not the weights: once per process
         return _MEASURED[key]
     h, w = frame_size or model.cfg.preprocess.input_size
@@ -180,20 +205,10 @@ def tune(model: Any, frame_size: tuple[int, int] | None, device: str, *, bias: t
         for s in settings:
             if name == "preprocess" and s.dtype != "fp32":
                 continue  # uint8 in, normalised fp32 out: nothing to gain, and its output feeds fp32 graphs too
-            runner = TorchRunner(copy.deepcopy(module), ins, outs, device=device, name=f"tune-{name}",
-                                 host_outputs=False, **s.runner_kwargs())
-            try:
-                runner.activate()
-                ms, out = _time(runner, feeds[name], repeats)
-                error = max(_rel_rms(out[k], ref[name][k]) for k in ref[name])
-                ok = error <= tolerance
-                trials.append(Trial(s.label, round(ms, 4), error, ok, "" if ok else f"differs from fp32 by {error:.2g}"))
-                if ok and (best is None or ms < best[0]):
-                    best = (ms, s)
-            except Exception as exc:  # noqa: BLE001 - a setting the device or an op does not support is skipped
-                trials.append(Trial(s.label, None, None, False, f"{type(exc).__name__}: {str(exc)[:200]}"))
-            finally:
-                runner.deactivate()
+            best = _trial(module, ins, outs, device, name, s, feeds[name], ref[name], repeats, tolerance, trials, best)
+        if compile and best is not None:
+            best = _trial(module, ins, outs, device, name, dataclasses.replace(best[1], compile=True), feeds[name],
+                          ref[name], repeats, tolerance, trials, best)
         chosen[name] = best[1] if best is not None else TorchSettings()
         report.trials[name] = trials
         report.chosen[name] = chosen[name].label
