@@ -7,8 +7,7 @@ encoders are there before paying for the heavy imports.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tr2m_edge.lazy import lazy_getattr
 
 _EXPORTS = {
     "clip_metric_depth": "components", "postprocess_depth": "components",
@@ -19,8 +18,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
