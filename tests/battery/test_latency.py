@@ -18,11 +18,12 @@ def test_a_slow_sink_gets_the_newest_finished_frame(battery_bundle, plan):
 
     frames = [s.rgb for s in iter_scenes(45, size=FRAME, seed=0)]
     source = PacedSource(frames, 30.0)  # a 30 FPS camera
-    stale = []
+    stale, work = [], []
     with DepthPipeline.from_bundle(battery_bundle, "ort-cpu") as pipe:
         pipe.set_scene(CAPTION)
         for r in pipe.stream(source, mode="latency", plan=plan):
             stale.append(source.count - 1 - r.index)  # frames captured after this one, at delivery
+            work.append(sum(r.stage_ms.values()))  # this frame's own compute time, all stages
             time.sleep(0.1)  # a sink three camera periods slow
         dropped = pipe.executor.counters["dropped"]
     counts = pipe.executor.counters.as_dict()
@@ -31,5 +32,7 @@ def test_a_slow_sink_gets_the_newest_finished_frame(battery_bundle, plan):
     assert dropped > 20
     # Before: every queue held a stale frame and delivered frames were ~8 sink periods
     # (~24 camera frames) old; now the sink gets what finished last: within about one
-    # sink period (3 camera frames) plus one inference pass.
-    assert float(np.median(stale)) <= 6, stale
+    # sink period (3 camera frames) plus one inference pass (1-2 camera frames on a quiet
+    # 2-core machine, more when other jobs load it: counted from the measured stage times).
+    inference = int(np.ceil(float(np.median(work)) / (1000 / 30)))
+    assert float(np.median(stale)) <= max(6, 4 + inference), (stale, float(np.median(work)))
