@@ -76,6 +76,7 @@ class Manifest:
     tensorrt: dict[str, Any] | None = None  # version, gpu, compute capability of the engines
     tools: dict[str, str | None] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None  # INT8 record of `tr2m-edge calib` (method, op types, gate)
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_VERSION
 
@@ -98,7 +99,8 @@ class Manifest:
             model=model, files=files, frame_size=tuple(fs) if fs else None, dynamic=bool(d.get("dynamic", False)),
             exporter=dict(d.get("exporter", {})), tokenizer=dict(d.get("tokenizer", {})),
             hashes=dict(d.get("hashes", {})), tensorrt=d.get("tensorrt"), tools=dict(d.get("tools", {})),
-            parity=dict(d.get("parity", {})), format=d["format"], format_version=int(d["format_version"]),
+            parity=dict(d.get("parity", {})), calibration=d.get("calibration"), format=d["format"],
+            format_version=int(d["format_version"]),
         )
 
     def find(self, component: str, precision: str = "fp32", fmt: str = "onnx") -> ComponentFile | None:
@@ -169,6 +171,18 @@ class Bundle:
                    else "Re-export with the option that produces it (e.g. --fp16 or --trt)")
             raise BundleError(f"Bundle {self.root} has no {precision} {fmt} file for '{component}'. It has: {have}. {how}.")
         return entry
+
+    def check_usable(self, precision: str) -> None:
+        """Refuse an INT8 variant that ``tr2m-edge calib``'s accuracy gate marked unusable."""
+        record = self.manifest.calibration
+        if precision != "int8" or not record or record.get("usable", True):
+            return
+        gate = record.get("gate", {})
+        raise BundleError(
+            f"The INT8 variant of {self.root} failed its accuracy gate (metric depth AbsRel "
+            f"{gate.get('abs_rel', float('nan')):.2%} > {gate.get('max_drift', float('nan')):.2%} against fp32): it is "
+            "unusable. Re-calibrate with `tr2m-edge calib` (more or other frames, --method, --ops), or run fp32/fp16."
+        )
 
 
 def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
@@ -270,4 +284,10 @@ def parity_summary(manifest: Manifest) -> list[str]:
         worst = max((d["rel"] for diffs in rep["components"].values() for d in diffs), default=0.0)
         lines.append(f"parity {name} ({rep['backend']}): metric depth AbsRel {rep['depth']['abs_rel']:.2e}, "
                      f"worst output rel. error {worst:.2e}, {'passed' if rep['passed'] else 'FAILED'}")
+    cal = manifest.calibration
+    if cal and "gate" in cal:
+        gate = cal["gate"]
+        lines.append(f"int8 calibration ({', '.join(cal.get('components', []))}): metric depth AbsRel {gate['abs_rel']:.2e} "
+                     f"vs fp32 on {gate['frames']} held-out frames, delta1 {gate['delta1']:.4f}, "
+                     f"{'usable' if cal.get('usable') else 'UNUSABLE (over ' + format(gate['max_drift'], '.2%') + ')'}")
     return lines
