@@ -241,7 +241,8 @@ def compare_precisions(
     """:func:`run_bench` for several precisions in one run, on the same frames.
 
     The measurements interleave: each mode runs for every precision before the next mode,
-    so load from other processes on a shared machine hits the precisions alike. Drift is
+    in alternating order (A B, B A, A B), so load from other processes on a shared machine,
+    also load that rises or falls during the run, hits the precisions alike. Drift is
     measured for every precision against one fp32 ONNX Runtime CPU reference.
 
     Raises:
@@ -269,9 +270,9 @@ def compare_precisions(
     warm, measured = images[:warmup], images[warmup:]
     reports: dict[str, BenchReport] = {}
     outputs: dict[str, list[np.ndarray]] = {}
-    for label in modes:
+    for turn, label in enumerate(modes):
         mode, split = BENCH_MODES[label]
-        for precision in precisions:
+        for precision in precisions if turn % 2 == 0 else precisions[::-1]:  # ABBA: a load trend hits all alike
             pipe = DepthPipeline.from_bundle(bundle, backend, precision=precision, threads=threads,
                                              split_threads=split, checkpoint=checkpoint, verify=False)
             with pipe:
