@@ -169,10 +169,24 @@ def main(argv: Sequence[str] | None = None) -> None:
                                     threads=args.threads)
     else:
         result = profile_bundle_files(bundle, args.component, repeats=args.repeats, threads=args.threads)
-    text = json.dumps(result, indent=2)
-    print(text)  # noqa: T201 - this module's command line
+    _print_table(result)
     if args.json:
-        args.json.write_text(text + os.linesep)
+        args.json.write_text(json.dumps(result, indent=2) + os.linesep)
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['component']}: {result['threads']} threads, load average {result['load_average'][0]:.2f}")
+    for col in ("variant", "median ms", "CPU ms", "x (wall)", "x (CPU)", "rel. error", "top op types (ms per run)"):
+        table.add_column(col)
+    for name, v in result["variants"].items():
+        top = ", ".join(f"{op} {ms:.0f}" for op, ms in list(v["profile_ms"].items())[:5])
+        error = v.get("mean_rel_error")
+        table.add_row(name, f"{v['median_ms']:.0f}", f"{v['median_cpu_ms']:.0f}", f"{v['speedup']:.2f}",
+                      f"{v['speedup_cpu']:.2f}", "-" if error is None else f"{error:.3g}", top)
+    Console(soft_wrap=True).print(table)
 
 
 if __name__ == "__main__":

@@ -86,3 +86,20 @@ def test_quantising_nothing_is_a_one_line_error(tmp_path):
     assert stats["quantized"] == {"Conv": 1} and stats["frames"] == 1
     ops = {n.op_type for n in onnx.load(str(tmp_path / "out.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_profiler_times_every_op_type_and_compares_variants(fp16_bundle, tmp_path):
+    from tr2m_edge.bundle import open_bundle
+    from tr2m_edge.calib.profile import compare_op_choices, op_type_profile
+
+    src = tmp_path / "chain.onnx"
+    onnx.save(_chain_graph(), str(src))
+    profile = op_type_profile(src, {"x": np.ones((1, 2, 4, 4), np.float32)}, repeats=2, threads=1)
+    assert "Squeeze" in profile and {"Conv", "FusedConv"} & set(profile)  # op types after ONNX Runtime's fusions
+    assert all(ms >= 0 for ms in profile.values())
+    result = compare_op_choices(open_bundle(fp16_bundle), "image_encoder", [("Gemm", "MatMul")], frames=2,
+                                repeats=1, threads=1)
+    fp32, int8 = result["variants"]["fp32"], result["variants"]["Gemm,MatMul"]
+    assert fp32["speedup"] == 1.0 and fp32["mean_rel_error"] == 0.0
+    assert 0 < int8["mean_rel_error"] < 0.5 and int8["median_ms"] > 0 and int8["quantized"]["Gemm"] > 0
+    assert any(op.startswith(("QGemm", "MatMulInteger", "QLinear")) for op in int8["profile_ms"])
