@@ -218,10 +218,14 @@ def parse_precisions(text: str) -> tuple[str, ...]:
 def run_bench(
     bundle: str | Path | Bundle, *, backend: str = "auto", precision: str = "auto", frames: int = 30,
     warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
-    caption: str = DEFAULT_CAPTION, checkpoint: str | Path | None = None, reference: bool = True,
-    seed: int = 0, progress: Callable[[str], None] | None = None,
+    caption: str | None = None, checkpoint: str | Path | None = None, reference: bool = True,
+    seed: int = 0, progress: Callable[[str], None] | None = None, device_id: int | None = 0,
+    cache_captions: bool = True,
 ) -> BenchReport:
     """Benchmark ``bundle`` on ``backend`` in each of ``modes`` (``serial``, ``serial-split``, ``throughput``).
+
+    ``caption`` defaults to the bundle's first cached caption, else :data:`DEFAULT_CAPTION`;
+    ``device_id`` and ``cache_captions`` are :meth:`DepthPipeline.from_bundle`'s.
 
     Raises:
         ConfigError: frames < 1 or an unknown mode.
@@ -229,21 +233,24 @@ def run_bench(
     """
     return compare_precisions(bundle, precisions=(precision,), backend=backend, frames=frames, warmup=warmup,
                               modes=modes, threads=threads, caption=caption, checkpoint=checkpoint,
-                              reference=reference, seed=seed, progress=progress).reports[0]
+                              reference=reference, seed=seed, progress=progress, device_id=device_id,
+                              cache_captions=cache_captions).reports[0]
 
 
 def compare_precisions(
     bundle: str | Path | Bundle, *, precisions: tuple[str, ...], backend: str = "auto", frames: int = 30,
     warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
-    caption: str = DEFAULT_CAPTION, checkpoint: str | Path | None = None, reference: bool = True,
-    seed: int = 0, progress: Callable[[str], None] | None = None,
+    caption: str | None = None, checkpoint: str | Path | None = None, reference: bool = True,
+    seed: int = 0, progress: Callable[[str], None] | None = None, device_id: int | None = 0,
+    cache_captions: bool = True,
 ) -> PrecisionBench:
     """:func:`run_bench` for several precisions in one run, on the same frames.
 
     The measurements interleave: each mode runs for every precision before the next mode,
     in alternating order (A B, B A, A B), so load from other processes on a shared machine,
     also load that rises or falls during the run, hits the precisions alike. Drift is
-    measured for every precision against one fp32 ONNX Runtime CPU reference.
+    measured for every precision against one fp32 ONNX Runtime CPU reference. ``caption``,
+    ``device_id`` and ``cache_captions`` are as in :func:`run_bench`.
 
     Raises:
         ConfigError: frames < 1, an unknown mode or precision.
@@ -274,8 +281,10 @@ def compare_precisions(
         mode, split = BENCH_MODES[label]
         for precision in precisions if turn % 2 == 0 else precisions[::-1]:  # ABBA: a load trend hits all alike
             pipe = DepthPipeline.from_bundle(bundle, backend, precision=precision, threads=threads,
-                                             split_threads=split, checkpoint=checkpoint, verify=False)
+                                             split_threads=split, checkpoint=checkpoint, verify=False,
+                                             device_id=device_id, cache_captions=cache_captions)
             with pipe:
+                caption = caption or next(iter(pipe.cached_captions.values()), DEFAULT_CAPTION)
                 pipe.set_scene(caption)
                 report = reports.get(precision)
                 if report is None:
@@ -293,8 +302,8 @@ def compare_precisions(
                     outputs[precision] = depths  # drift of the pipelined outputs when there are some
     if reference and outputs:
         say("fp32 reference on ort-cpu")
-        with DepthPipeline.from_bundle(bundle, "ort-cpu", precision="fp32", threads=threads,
-                                       split_threads=False, verify=False) as ref:
+        with DepthPipeline.from_bundle(bundle, "ort-cpu", precision="fp32", threads=threads, split_threads=False,
+                                       verify=False, cache_captions=cache_captions) as ref:
             ref.set_scene(caption)
             ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
         for precision, depths in outputs.items():

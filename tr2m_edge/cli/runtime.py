@@ -14,7 +14,8 @@ from rich.table import Table
 
 from tr2m_edge.cli.app import app
 from tr2m_edge.cli.options import with_options
-from tr2m_edge.runtime.run import BACKEND_HELP, RunOptions
+from tr2m_edge.fileio import write_text_atomic
+from tr2m_edge.runtime.run import BACKEND_HELP, DEVICE_HELP, RunOptions
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -27,12 +28,15 @@ def run_cmd(**options: Any) -> None:
 
     summary = run_from_options(RunOptions(**options), console)
     console.print(escape(summary.describe()))
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 @app.command("bench")
 def bench_cmd(
     bundle: Path = typer.Argument(..., help="Bundle folder to benchmark."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs); "
                                                              "a comma list (fp32,fp16,int8) compares them side by side."),
     frames: int = typer.Option(30, "--frames", "-n", min=1, help="Measured frames per mode."),
@@ -41,26 +45,36 @@ def bench_cmd(
                               help="Comma-separated: serial (all threads per session), serial-split (pipelined thread "
                                    "plan, one frame at a time), throughput (pipelined, no drops)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: all cores)."),
-    caption: str = typer.Option("a room with a wooden floor", "--text", "-t", help="Scene caption used while benchmarking."),
+    caption: Optional[str] = typer.Option(
+        None, "--text", "-t", help="Scene caption used while benchmarking (default: the bundle's first cached caption, "
+                                   "else 'a room with a wooden floor')."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Keep a new caption's scene bias in memory only (default: "
+                                                           "the user cache; never the bundle)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Head checkpoint for --backend torch."),
     no_reference: bool = typer.Option(False, "--no-reference", help="Skip the accuracy drift check against fp32 ORT CPU."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON here."),
 ) -> None:
     """Per-stage latency percentiles, end-to-end latency, pipelined vs serial FPS, memory and drift."""
+    from tr2m_edge.fileio import check_output_file
+    from tr2m_edge.runtime.backends import resolve_device
     from tr2m_edge.runtime.bench import compare_precisions, parse_precisions, run_bench
 
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the benchmark, not after it
     kwargs: dict[str, Any] = dict(
         backend=backend, frames=frames, warmup=warmup, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
         threads=threads, caption=caption, checkpoint=checkpoint, reference=not no_reference,
-        progress=lambda m: console.print(f"[dim]{escape(m)}[/]"),
+        progress=lambda m: console.print(f"[dim]{escape(m)}[/]"), device_id=resolve_device(device),
+        cache_captions=not no_cache,
     )
     out = Console(highlight=False, soft_wrap=True)
     if "," in precision:
         _print_precisions(compare_precisions(bundle, precisions=parse_precisions(precision), **kwargs), out, json_out)
         return
     report = run_bench(bundle, precision=precision, **kwargs)
-    out.print(f"backend: [bold]{report.backend}[/] ({report.reason}); {report.threads} CPU threads; "
-              f"frame {report.frame_size[1]}x{report.frame_size[0]} -> input {report.input_size[1]}x{report.input_size[0]}")
+    out.print(f"backend: [bold]{report.backend}[/] ({escape(report.reason)}); precision [bold]{report.precision}[/]; "
+              f"{report.threads} CPU threads; frame {report.frame_size[1]}x{report.frame_size[0]} -> input "
+              f"{report.input_size[1]}x{report.input_size[0]}")
     table = Table(title="Latency (ms): mean / p50 / p90 / p99")
     table.add_column("stage")
     for r in report.results:
@@ -85,8 +99,8 @@ def bench_cmd(
         out.print(f"drift vs {report.drift_reference}: max |diff| {d['max_abs']:.3g} m, mean |diff| {d['mean_abs']:.3g} m, "
                   f"rel {d['rel']:.3g}, AbsRel {d['abs_rel']:.3g}")
     if json_out is not None:
-        json_out.write_text(json.dumps(report.as_dict(), indent=2) + os.linesep)
-        out.print(f"report written to {json_out}")
+        write_text_atomic(json_out, json.dumps(report.as_dict(), indent=2) + os.linesep)
+        out.print(f"report written to {escape(str(json_out))}")
 
 
 def _print_precisions(bench: Any, out: Console, json_out: Path | None) -> None:
@@ -124,5 +138,5 @@ def _print_precisions(bench: Any, out: Console, json_out: Path | None) -> None:
     out.print("drift: against ort-cpu fp32 (serial) on the same frames; memory (MiB): "
               + ", ".join(f"{k} {v}" for k, v in first.memory_mb.items()))
     if json_out is not None:
-        json_out.write_text(json.dumps(bench.as_dict(), indent=2) + os.linesep)
+        write_text_atomic(json_out, json.dumps(bench.as_dict(), indent=2) + os.linesep)
         out.print(f"report written to {escape(str(json_out))}")
