@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from tr2m_edge.bundle import Bundle, open_bundle
+from tr2m_edge.bundle import Bundle, open_bundle, staging_folder
 from tr2m_edge.calib.data import FeedReader, feed_bytes, frame_stages, record_feeds
 from tr2m_edge.calib.frames import FrameSets, sample_frames
 from tr2m_edge.calib.gate import DEFAULT_MAX_DRIFT, GateReport, run_gate
 from tr2m_edge.calib.quantize import DEFAULT_OPS, DEFAULT_OPS_REASON, QuantSettings, quantize_graph
-from tr2m_edge.calib.variant import INT8_COMPONENTS, install_variant, int8_file, remove_staging, staging_folder
+from tr2m_edge.calib.variant import INT8_COMPONENTS, install_variant, int8_file, remove_staging
 from tr2m_edge.contract import COMPONENTS
 from tr2m_edge.errors import BundleError, ConfigError
 from tr2m_edge.progress import StepProgress
@@ -151,7 +151,7 @@ def calibrate_bundle(
                 sets = sample_frames(images=images, video=video, synthetic=synthetic, num=num, holdout=holdout,
                                      seed=seed, frame_size=frame_size, input_size=cfg.preprocess.input_size)
                 cal_captions, held_captions, caption_origin = frame_captions(bundle, sets, texts)
-            staging = staging_folder(bundle)
+            staging = staging_folder(bundle, ".calib-", "calib writes the INT8 graphs into it")
             with steps.step("load the fp32 graphs (ONNX Runtime CPU)"):
                 reference = fp32_runners(bundle, threads)
                 tokenizer = bundle_tokenizer(bundle)

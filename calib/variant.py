@@ -15,12 +15,10 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tr2m_edge.bundle import Bundle, ComponentFile, Manifest, component_file, write_manifest
-from tr2m_edge.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 INT8_COMPONENTS = ("depth", "image_encoder", "head")  # per-frame graphs worth quantising; text runs once per caption
@@ -29,15 +27,6 @@ INT8_COMPONENTS = ("depth", "image_encoder", "head")  # per-frame graphs worth q
 def int8_file(component: str, fmt: str = "onnx") -> str:
     """The bundle-relative name of a component's INT8 file (``depth.int8.onnx``, ``depth.int8.engine``)."""
     return f"{component}.int8.{fmt}"
-
-
-def staging_folder(bundle: Bundle) -> Path:
-    """A hidden scratch folder inside the bundle (same file system: files move in by rename)."""
-    try:
-        return Path(tempfile.mkdtemp(prefix=".calib-", dir=bundle.root))
-    except OSError as exc:
-        raise CalibrationError(f"Cannot write into the bundle {bundle.root}: {exc.strerror or exc}. "
-                               "Calibrate a copy in a writable folder.") from None
 
 
 def install_variant(bundle: Bundle, staged: dict[tuple[str, str], Path], record: dict[str, Any],

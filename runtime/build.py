@@ -37,7 +37,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,10 +46,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tr2m_edge.bundle import CHECK_CAPTION, Bundle, ComponentFile, Manifest, open_bundle, read_check_inputs
-from tr2m_edge.bundle import sha256_file, write_manifest
+from tr2m_edge.bundle import sha256_file, staging_folder, write_manifest
 from tr2m_edge.config import ModelConfig
 from tr2m_edge.contract import COMPONENTS
-from tr2m_edge.errors import BackendError, BundleError, ConfigError, OutputError
+from tr2m_edge.errors import BackendError, BundleError, ConfigError
 from tr2m_edge.parity import ParityReport
 from tr2m_edge.progress import StepProgress
 from tr2m_edge.runtime.engines import ENGINE_COMPONENTS, build_engine, engine_profile
@@ -210,7 +209,7 @@ def build_bundle(path: str | Path | Bundle, *, precision: str = "fp16", workspac
         where = (f"there is no GPU {device_id} (this machine has {count})" if count else
                  "no CUDA GPU is visible through cuda-python (pip install 'tr2m-edge[gpu]'; check nvidia-smi)")
         raise BackendError(f"tr2m-edge build makes engines for a CUDA GPU, and {where}.")
-    staging = _staging_folder(bundle)
+    staging = staging_folder(bundle, ".build-", "build installs the engines in it")
     try:
         _set_device(device_id)
         own = steps is None
@@ -230,14 +229,6 @@ def build_bundle(path: str | Path | Bundle, *, precision: str = "fp16", workspac
     return BuildResult(bundle=bundle.root, target=target, precision=precision,
                        engines=[e.file for e in engines.entries], skipped=engines.skipped, parity=own_report,
                        removed=removed, seconds=time.perf_counter() - start, check_inputs=origin)
-
-
-def _staging_folder(bundle: Bundle) -> Path:
-    try:
-        return Path(tempfile.mkdtemp(prefix=".build-", dir=bundle.root))
-    except OSError as exc:
-        raise OutputError(f"Cannot write into the bundle {bundle.root} ({exc.strerror or exc}): build installs the "
-                          "engines in it. Copy the bundle to a writable folder and build there.") from None
 
 
 def _set_device(device_id: int) -> None:

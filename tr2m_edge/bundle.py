@@ -30,7 +30,7 @@ from typing import Any
 
 from tr2m_edge.config import ModelConfig, check_frame_size
 from tr2m_edge.contract import TensorSpec
-from tr2m_edge.errors import BundleError, ConfigError
+from tr2m_edge.errors import BundleError, ConfigError, OutputError
 from tr2m_edge.fileio import check_header, write_json_atomic
 from tr2m_edge.schema import build
 from tr2m_edge.system import EngineTarget
@@ -225,6 +225,25 @@ def verify_bundle(bundle: Bundle) -> None:
     """Raise BundleError naming the first missing or modified file."""
     for entry in bundle.manifest.files:
         verify_file(bundle, entry)
+
+
+def staging_folder(bundle: Bundle, prefix: str, purpose: str) -> Path:
+    """A new hidden scratch folder inside ``bundle`` (same file system, so files move in by rename).
+
+    Args:
+        prefix: the folder name's start (``.build-``, ``.calib-``).
+        purpose: what is installed there, for the error (``build installs the engines in it``).
+
+    Raises:
+        OutputError: the bundle is not writable.
+    """
+    import tempfile
+
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=bundle.root))
+    except OSError as exc:
+        raise OutputError(f"Cannot write into the bundle {bundle.root} ({exc.strerror or exc}): {purpose}. "
+                          "Copy the bundle to a writable folder and work there.") from None
 
 
 def verify_file(bundle: Bundle, entry: ComponentFile) -> Path:
