@@ -150,7 +150,7 @@ def measure(pipe: DepthPipeline, warm: list[np.ndarray], frames: list[np.ndarray
     seconds = time.perf_counter() - start
     counters = pipe.executor.counters.as_dict() if pipe.executor else {}
     result = ModeResult(
-        mode=mode, frames=count, seconds=round(seconds, 4), fps=round(count / seconds, 3),
+        mode=mode, frames=count, seconds=round(seconds, 4), fps=float(f"{count / seconds:.4g}"),
         latency_ms=percentiles(latency), stage_ms={k: percentiles(v) for k, v in stage.items() if v},
         dropped=counters.get("dropped", 0), plan=pipe.executor.plan if pipe.executor else "",
     )
