@@ -27,39 +27,12 @@ from pathlib import Path
 import onnx
 
 from tr2m_edge.errors import ExportError
+from tr2m_edge.onnx_graph import name_nodes, tail_after
 
 log = logging.getLogger(__name__)
+__all__ = ["FP32_OPS", "convert_to_fp16", "remove_cast_round_trips", "tail_after", "topological_sort"]
 
 FP32_OPS = ("LayerNormalization", "Softmax", "Exp", "Reciprocal", "Pow", "ReduceMean", "Sqrt")
-
-
-def _name_nodes(graph: onnx.GraphProto) -> None:
-    used = {n.name for n in graph.node if n.name}
-    for i, node in enumerate(graph.node):
-        if not node.name:
-            name = f"{node.op_type}_{i}"
-            while name in used:
-                name += "_"
-            node.name = name
-            used.add(name)
-
-
-def tail_after(graph: onnx.GraphProto, op_type: str) -> list[str]:
-    """Names of the ``op_type`` nodes and of every node downstream of one of them."""
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    seen: set[str] = set()
-    stack = [n for n in graph.node if n.op_type == op_type]
-    while stack:
-        node = stack.pop()
-        if node.name in seen:
-            continue
-        seen.add(node.name)
-        for out in node.output:
-            stack.extend(consumers.get(out, ()))
-    return sorted(seen)
 
 
 def topological_sort(graph: onnx.GraphProto) -> None:
@@ -153,7 +126,7 @@ def convert_to_fp16(src: str | Path, dst: str | Path, *, keep_tail_after_exp: bo
     src, dst = Path(src), Path(dst)
     try:
         model = onnx.load(str(src))
-        _name_nodes(model.graph)
+        name_nodes(model.graph)
         node_block = tail_after(model.graph, "Exp") if keep_tail_after_exp else []
         op_block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP32_OPS))
         kept = {n.name for n in model.graph.node if n.op_type in op_block} | set(node_block)

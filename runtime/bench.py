@@ -12,7 +12,8 @@ it includes time spent queued) and throughput. Modes, each with its own sessions
     ``throughput``    pipelined, nothing dropped.
 
 The speedup compares ``throughput`` with the faster serial run. Drift is measured
-against the fp32 ONNX Runtime CPU reference on the same frames.
+against the fp32 ONNX Runtime CPU reference on the same frames. :func:`compare_precisions`
+(``bench --precision fp32,int8``) measures several precisions side by side in one run.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def measure(pipe: DepthPipeline, warm: list[np.ndarray], frames: list[np.ndarray
     seconds = time.perf_counter() - start
     counters = pipe.executor.counters.as_dict() if pipe.executor else {}
     result = ModeResult(
-        mode=mode, frames=count, seconds=round(seconds, 4), fps=round(count / seconds, 3),
+        mode=mode, frames=count, seconds=round(seconds, 4), fps=float(f"{count / seconds:.4g}"),
         latency_ms=percentiles(latency), stage_ms={k: percentiles(v) for k, v in stage.items() if v},
         dropped=counters.get("dropped", 0), plan=pipe.executor.plan if pipe.executor else "",
     )
@@ -192,6 +193,47 @@ def time_runners(runners: dict[str, Runner], feeds: dict[str, np.ndarray], repea
     return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
+@dataclass
+class PrecisionBench:
+    """``bench --precision fp32,int8``: one :class:`BenchReport` per precision, measured side by side."""
+
+    reports: list[BenchReport]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per precision: best serial and pipelined FPS, both relative to the first precision, and the drift."""
+        base = self.reports[0]
+
+        def fps(r: BenchReport, serial: bool) -> float | None:
+            vals = [m.fps for m in r.results if m.mode.startswith("serial") == serial and m.fps > 0]
+            return max(vals) if vals else None
+
+        rows = []
+        for r in self.reports:
+            row: dict[str, Any] = {"precision": r.precision, "drift": r.drift}
+            for key, serial in (("serial_fps", True), ("throughput_fps", False)):
+                mine, ref = fps(r, serial), fps(base, serial)
+                row[key] = mine
+                row[key.replace("_fps", "_vs_first")] = mine / ref if mine and ref else None
+            rows.append(row)
+        return rows
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"precisions": [r.precision for r in self.reports], "summary": self.summary(),
+                "reports": [r.as_dict() for r in self.reports]}
+
+
+def parse_precisions(text: str) -> tuple[str, ...]:
+    """``"fp32,int8"`` -> ("fp32", "int8"), each a known precision, no repeats."""
+    from tr2m_edge.runtime.pipeline import PRECISIONS
+
+    items = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
+    bad = [p for p in items if p not in PRECISIONS]
+    if bad or not items:
+        raise ConfigError(f"Unknown precision(s) {bad or text!r}. Available: {', '.join(PRECISIONS)} "
+                          "(comma-separated to compare, e.g. fp32,int8).")
+    return items
+
+
 def run_bench(
     bundle: str | Path | Bundle, *, backend: str = "auto", precision: str = "auto", frames: int = 30,
     warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
@@ -210,52 +252,86 @@ def run_bench(
         ConfigError: frames < 1 or an unknown mode.
         BundleError / BackendError: as :meth:`DepthPipeline.from_bundle`.
     """
+    return compare_precisions(bundle, precisions=(precision,), backend=backend, frames=frames, warmup=warmup,
+                              modes=modes, threads=threads, caption=caption, checkpoint=checkpoint,
+                              reference=reference, seed=seed, progress=progress, device_id=device_id,
+                              cache_captions=cache_captions, plan=plan).reports[0]
+
+
+def compare_precisions(
+    bundle: str | Path | Bundle, *, precisions: tuple[str, ...], backend: str = "auto", frames: int = 30,
+    warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
+    caption: str | None = None, checkpoint: str | Path | None = None, reference: bool = True,
+    seed: int = 0, progress: Callable[[str], None] | None = None, device_id: int | None = 0,
+    cache_captions: bool = True, plan: str = "auto",
+) -> PrecisionBench:
+    """:func:`run_bench` for several precisions in one run, on the same frames.
+
+    The measurements interleave: each mode runs for every precision before the next mode,
+    in alternating order (A B, B A, A B), so load from other processes on a shared machine,
+    also load that rises or falls during the run, hits the precisions alike. Drift is
+    measured for every precision against one fp32 ONNX Runtime CPU reference. ``caption``,
+    ``device_id``, ``cache_captions`` and ``plan`` are as in :func:`run_bench`.
+
+    Raises:
+        ConfigError: frames < 1, an unknown mode or precision.
+        BundleError / BackendError: as :meth:`DepthPipeline.from_bundle` (e.g. no usable INT8 variant).
+    """
     if frames < 1 or warmup < 0:
         raise ConfigError(f"bench needs frames >= 1 and warmup >= 0; got {frames} and {warmup}.")
     unknown = [m for m in modes if m not in BENCH_MODES]
     if unknown or not modes:
         raise ConfigError(f"Unknown bench mode(s) {unknown or modes}. Available: {', '.join(BENCH_MODES)}.")
     check_plan(plan)
+    if not precisions:
+        raise ConfigError("bench needs at least one precision.")
     say = progress or (lambda msg: None)
     bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
+    for precision in precisions:  # refuse a missing or unusable variant before any work
+        bundle.check_usable(precision)
+        if precision not in ("auto", "fp32") and not any(f.precision == precision for f in bundle.manifest.files):
+            bundle.require("depth", precision)
     cfg = bundle.config
     frame_size = tuple(bundle.manifest.frame_size or cfg.preprocess.input_size)
     threads = threads or cpu_threads()
     say(f"rendering {frames + warmup} synthetic frames at {frame_size[1]}x{frame_size[0]}")
     images = render_frames(frames + warmup, frame_size, seed)
     warm, measured = images[:warmup], images[warmup:]
-    report: BenchReport | None = None
-    outputs: list[np.ndarray] = []
-    for label in modes:
+    reports: dict[str, BenchReport] = {}
+    outputs: dict[str, list[np.ndarray]] = {}
+    for turn, label in enumerate(modes):
         mode, split = BENCH_MODES[label]
-        pipe = DepthPipeline.from_bundle(bundle, backend, precision=precision, threads=threads,
-                                         split_threads=split, checkpoint=checkpoint, verify=False,
-                                         device_id=device_id, cache_captions=cache_captions)
-        with pipe:
-            caption = caption or next(iter(pipe.cached_captions.values()), DEFAULT_CAPTION)
-            pipe.set_scene(caption)
-            if report is None:
-                report = BenchReport(
-                    bundle=str(bundle.root), backend=pipe.backend.name, reason=pipe.backend.reason,
-                    precision=precision, threads=threads, frame_size=frame_size,
-                    input_size=tuple(cfg.preprocess.input_size), caption=caption,
-                    torch_tuning=pipe.tuning.as_dict() if pipe.tuning is not None else None,
-                )
-            say(f"{label}: {warmup} warm-up + {frames} frames on {pipe.backend.name}")
-            result, depths = measure(pipe, warm, measured, mode, plan=plan)
-            result.mode = label
-            report.results.append(result)
-            if mode == "throughput" or not outputs:
-                outputs = depths  # drift of the pipelined outputs when there are some
-    if report is None:
-        raise ConfigError("bench needs at least one mode.")
+        for precision in precisions if turn % 2 == 0 else precisions[::-1]:  # ABBA: a load trend hits all alike
+            pipe = DepthPipeline.from_bundle(bundle, backend, precision=precision, threads=threads,
+                                             split_threads=split, checkpoint=checkpoint, verify=False,
+                                             device_id=device_id, cache_captions=cache_captions)
+            with pipe:
+                caption = caption or next(iter(pipe.cached_captions.values()), DEFAULT_CAPTION)
+                pipe.set_scene(caption)
+                report = reports.get(precision)
+                if report is None:
+                    report = reports[precision] = BenchReport(
+                        bundle=str(bundle.root), backend=pipe.backend.name, reason=pipe.backend.reason,
+                        precision=precision, threads=threads, frame_size=frame_size,
+                        input_size=tuple(cfg.preprocess.input_size), caption=caption,
+                        torch_tuning=pipe.tuning.as_dict() if pipe.tuning is not None else None,
+                    )
+                tag = f" {precision}" if len(precisions) > 1 else ""
+                say(f"{label}{tag}: {warmup} warm-up + {frames} frames on {pipe.backend.name}")
+                result, depths = measure(pipe, warm, measured, mode, plan=plan)
+                result.mode = label
+                report.results.append(result)
+                if mode == "throughput" or precision not in outputs:
+                    outputs[precision] = depths  # drift of the pipelined outputs when there are some
     if reference and outputs:
         say("fp32 reference on ort-cpu")
         with DepthPipeline.from_bundle(bundle, "ort-cpu", precision="fp32", threads=threads, split_threads=False,
                                        verify=False, cache_captions=cache_captions) as ref:
             ref.set_scene(caption)
             ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
-        report.drift = depth_drift(ref_depths, outputs)
-    report.memory_mb = {**_rss_mb(), **(_gpu_mb(device_id) if report.backend != "ort-cpu" else {})}
-    return report
-
+        for precision, depths in outputs.items():
+            reports[precision].drift = depth_drift(ref_depths, depths)
+    memory = {**_rss_mb(), **(_gpu_mb(device_id) if next(iter(reports.values())).backend != "ort-cpu" else {})}
+    for report in reports.values():
+        report.memory_mb = memory
+    return PrecisionBench([reports[p] for p in precisions])

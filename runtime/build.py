@@ -37,7 +37,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,10 +46,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tr2m_edge.bundle import CHECK_CAPTION, Bundle, ComponentFile, Manifest, open_bundle, read_check_inputs
-from tr2m_edge.bundle import sha256_file, write_manifest
+from tr2m_edge.bundle import sha256_file, staging_folder, write_manifest
 from tr2m_edge.config import ModelConfig
 from tr2m_edge.contract import COMPONENTS
-from tr2m_edge.errors import BackendError, BundleError, ConfigError, OutputError
+from tr2m_edge.errors import BackendError, BundleError, ConfigError
 from tr2m_edge.parity import ParityReport
 from tr2m_edge.progress import StepProgress
 from tr2m_edge.runtime.engines import ENGINE_COMPONENTS, build_engine, engine_profile
@@ -190,9 +189,11 @@ def build_bundle(path: str | Path | Bundle, *, precision: str = "fp16", workspac
         raise ConfigError(f"Unknown engine precision '{precision}'. Available: fp32, fp16 (INT8: tr2m-edge calib).")
     bundle = path if isinstance(path, Bundle) else open_bundle(path)
     if precision == "int8":
-        raise BundleError("INT8 engines are built by `tr2m-edge calib BUNDLE --images DIR` on the target: they need "
-                          "symmetric Q/DQ graphs made from calibration frames and must pass its accuracy gate. "
-                          "`tr2m-edge build` makes fp16 (default) or fp32 engines.")
+        raise BundleError("INT8 engines are built by `tr2m-edge calib BUNDLE --images DIR` on the target (`--trt`, the "
+                          "default where TensorRT and a GPU are): they need symmetric Q/DQ graphs made from calibration "
+                          "frames and must pass its accuracy gate, while the bundle's *.int8.onnx are asymmetric uint8 "
+                          "graphs for ONNX Runtime's CPU kernels, which TensorRT does not take. `tr2m-edge build` makes "
+                          "fp16 (default) or fp32 engines.")
     sources, _ = engine_sources(bundle.manifest.files, bundle.manifest.frame_size)
     if not sources:
         raise BundleError(f"Bundle {bundle.root} has no fp32 depth / image encoder / head graph to build engines from.")
@@ -208,7 +209,7 @@ def build_bundle(path: str | Path | Bundle, *, precision: str = "fp16", workspac
         where = (f"there is no GPU {device_id} (this machine has {count})" if count else
                  "no CUDA GPU is visible through cuda-python (pip install 'tr2m-edge[gpu]'; check nvidia-smi)")
         raise BackendError(f"tr2m-edge build makes engines for a CUDA GPU, and {where}.")
-    staging = _staging_folder(bundle)
+    staging = staging_folder(bundle, ".build-", "build installs the engines in it")
     try:
         _set_device(device_id)
         own = steps is None
@@ -228,14 +229,6 @@ def build_bundle(path: str | Path | Bundle, *, precision: str = "fp16", workspac
     return BuildResult(bundle=bundle.root, target=target, precision=precision,
                        engines=[e.file for e in engines.entries], skipped=engines.skipped, parity=own_report,
                        removed=removed, seconds=time.perf_counter() - start, check_inputs=origin)
-
-
-def _staging_folder(bundle: Bundle) -> Path:
-    try:
-        return Path(tempfile.mkdtemp(prefix=".build-", dir=bundle.root))
-    except OSError as exc:
-        raise OutputError(f"Cannot write into the bundle {bundle.root} ({exc.strerror or exc}): build installs the "
-                          "engines in it. Copy the bundle to a writable folder and build there.") from None
 
 
 def _set_device(device_id: int) -> None:

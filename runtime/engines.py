@@ -11,6 +11,12 @@ the installed major version:
   typed: the precision comes from the ONNX itself, so fp16 engines are parsed from the
   fp16 ONNX (which keeps the fragile ops in fp32).
 
+INT8 engines use explicit quantisation: they are parsed from a Q/DQ graph
+(``tr2m-edge calib``, symmetric int8 activations as TensorRT requires), whose scales say
+which tensors are int8. TensorRT 10 needs ``BuilderFlag.INT8`` to honour them (plus
+``BuilderFlag.FP16`` for the layers the graph leaves float); TensorRT 11+ builds the
+network strongly typed from the Q/DQ types, the float layers in fp32.
+
 Engines only run on the GPU model (compute capability) and exact TensorRT version that
 built them (:func:`tr2m_edge.bundle.check_engine_compat`).
 """
@@ -40,6 +46,7 @@ def build_engine(
     *,
     fp16: bool,
     fp16_onnx_path: Path | None = None,
+    int8_onnx_path: Path | None = None,
     profile: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] | None = None,
     workspace_gb: float = 4.0,
 ) -> dict[str, Any]:
@@ -51,6 +58,8 @@ def build_engine(
         fp16: build an fp16 engine (TensorRT 10: BuilderFlag.FP16 on the fp32 ONNX;
             TensorRT 11+: strongly typed network from ``fp16_onnx_path``).
         fp16_onnx_path: the fp16 ONNX (needed for fp16 on TensorRT 11+).
+        int8_onnx_path: build an INT8 engine from this Q/DQ graph instead (explicit
+            quantisation; with ``fp16`` the float layers may run in fp16 on TensorRT 10).
         profile: input name -> (min, opt, max) shapes for dynamic inputs.
         workspace_gb: builder workspace limit.
 
@@ -63,7 +72,10 @@ def build_engine(
     builder = trt.Builder(logger)
     strongly_typed = major >= 11
     source = onnx_path
-    if fp16 and strongly_typed:
+    int8 = int8_onnx_path is not None
+    if int8:
+        source = int8_onnx_path
+    elif fp16 and strongly_typed:
         if fp16_onnx_path is None:
             raise BackendError("TensorRT 11 builds fp16 engines from the fp16 ONNX: export with --fp16.")
         source = fp16_onnx_path
@@ -77,10 +89,15 @@ def build_engine(
         raise BackendError(f"TensorRT {trt.__version__} cannot parse {source.name}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    flag_names = []
     if not strongly_typed:
+        if int8:
+            config.set_flag(trt.BuilderFlag.INT8)
+            flag_names.append("BuilderFlag.INT8")
         if fp16:
             config.set_flag(trt.BuilderFlag.FP16)
-        elif hasattr(trt.BuilderFlag, "TF32"):
+            flag_names.append("BuilderFlag.FP16")
+        elif not int8 and hasattr(trt.BuilderFlag, "TF32"):
             config.clear_flag(trt.BuilderFlag.TF32)
     if profile:
         opt_profile = builder.create_optimization_profile()
@@ -93,7 +110,7 @@ def build_engine(
     engine_path.write_bytes(bytes(serialized))
     return {
         "source": source.name, "strongly_typed": strongly_typed,
-        "precision_flag": "BuilderFlag.FP16" if fp16 and not strongly_typed else None,
+        "precision_flag": " + ".join(flag_names) or None,
     }
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import numpy as np
 
 from tr2m_edge.bundle import Bundle, open_bundle
-from tr2m_edge.errors import BundleError, ConfigError, InputError, OutputError
+from tr2m_edge.errors import BackendError, BundleError, ConfigError, InputError, OutputError
 from tr2m_edge.fileio import user_cache_dir
 from tr2m_edge.runtime.backends import ORT_PROVIDERS, BackendChoice, choose_backend
 from tr2m_edge.contract import FRAME_COMPONENTS
@@ -273,6 +273,11 @@ def _bundle_runners(bundle: Bundle, choice: BackendChoice, precision: str, threa
                     split: bool, device_id: int) -> dict[str, Runner]:
     from tr2m_edge.runtime.runners.onnxrt import OrtRunner
 
+    bundle.check_usable(precision)  # an INT8 variant that failed calib's accuracy gate is refused
+    if precision == "int8" and choice.name == "ort-trt":
+        raise BackendError("The INT8 ONNX graphs are quantised for ONNX Runtime's CPU kernels (asymmetric uint8 "
+                           "activations, which TensorRT does not take): use --backend ort-cpu, or INT8 TensorRT "
+                           "engines (`tr2m-edge calib --trt`, then --backend trt).")
     comps = [c for c in FRAME_COMPONENTS if not (c == "image_encoder" and bundle.config.shared_backbone)]
     heavy = max(1, threads // 2) if split else threads
     providers = ORT_PROVIDERS.get(choice.name, ["cuda"] if choice.on_gpu else ["cpu"])

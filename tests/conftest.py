@@ -60,6 +60,23 @@ def _user_cache(tmp_path_factory):
         os.environ["XDG_CACHE_HOME"] = old
 
 
+@pytest.fixture()
+def cli(capsys):
+    """Run ``tr2m-edge ARGS`` in this process through the CLI's main(): (exit status, stdout, stderr)."""
+    from tr2m_edge.cli import main
+
+    def run(*args: object) -> tuple[int, str, str]:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = 0 if exc.code is None else int(exc.code)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def tiny_cfg():
     return get_preset("tiny")

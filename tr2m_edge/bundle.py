@@ -30,7 +30,7 @@ from typing import Any
 
 from tr2m_edge.config import ModelConfig, check_frame_size
 from tr2m_edge.contract import TensorSpec
-from tr2m_edge.errors import BundleError, ConfigError
+from tr2m_edge.errors import BundleError, ConfigError, OutputError
 from tr2m_edge.fileio import check_header, write_json_atomic
 from tr2m_edge.schema import build
 from tr2m_edge.system import EngineTarget
@@ -76,6 +76,7 @@ class Manifest:
     tensorrt: dict[str, Any] | None = None  # version, gpu, compute capability of the engines
     tools: dict[str, str | None] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None  # INT8 record of `tr2m-edge calib` (method, op types, gate)
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_VERSION
     digest: str = ""  # sha256 of the manifest's canonical form without this field (manifest_digest)
@@ -188,6 +189,18 @@ class Bundle:
             raise BundleError(f"Bundle {self.root} has no {precision} {fmt} file for '{component}'. It has: {have}. {how}.")
         return entry
 
+    def check_usable(self, precision: str) -> None:
+        """Refuse an INT8 variant that ``tr2m-edge calib``'s accuracy gate marked unusable."""
+        record = self.manifest.calibration
+        if precision != "int8" or not record or record.get("usable", True):
+            return
+        gate = record.get("gate", {})
+        raise BundleError(
+            f"The INT8 variant of {self.root} failed its accuracy gate (metric depth AbsRel "
+            f"{gate.get('abs_rel', float('nan')):.2%} > {gate.get('max_drift', float('nan')):.2%} against fp32): it is "
+            "unusable. Re-calibrate with `tr2m-edge calib` (more or other frames, --method, --ops), or run fp32/fp16."
+        )
+
 
 def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
     """Read ``manifest.json`` and (by default) check every listed file's sha256."""
@@ -212,6 +225,25 @@ def verify_bundle(bundle: Bundle) -> None:
     """Raise BundleError naming the first missing or modified file."""
     for entry in bundle.manifest.files:
         verify_file(bundle, entry)
+
+
+def staging_folder(bundle: Bundle, prefix: str, purpose: str) -> Path:
+    """A new hidden scratch folder inside ``bundle`` (same file system, so files move in by rename).
+
+    Args:
+        prefix: the folder name's start (``.build-``, ``.calib-``).
+        purpose: what is installed there, for the error (``build installs the engines in it``).
+
+    Raises:
+        OutputError: the bundle is not writable.
+    """
+    import tempfile
+
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=bundle.root))
+    except OSError as exc:
+        raise OutputError(f"Cannot write into the bundle {bundle.root} ({exc.strerror or exc}): {purpose}. "
+                          "Copy the bundle to a writable folder and work there.") from None
 
 
 def verify_file(bundle: Bundle, entry: ComponentFile) -> Path:
@@ -331,4 +363,10 @@ def parity_summary(manifest: Manifest) -> list[str]:
         worst = max((d["rel"] for diffs in rep["components"].values() for d in diffs), default=0.0)
         lines.append(f"parity {name} ({rep['backend']}): metric depth AbsRel {rep['depth']['abs_rel']:.2e}, "
                      f"worst output rel. error {worst:.2e}, {'passed' if rep['passed'] else 'FAILED'}")
+    cal = manifest.calibration
+    if cal and "gate" in cal:
+        gate = cal["gate"]
+        lines.append(f"int8 calibration ({', '.join(cal.get('components', []))}): metric depth AbsRel {gate['abs_rel']:.2e} "
+                     f"vs fp32 on {gate['frames']} held-out frames, delta1 {gate['delta1']:.4f}, "
+                     f"{'usable' if cal.get('usable') else 'UNUSABLE (over ' + format(gate['max_drift'], '.2%') + ')'}")
     return lines

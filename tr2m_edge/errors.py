@@ -49,3 +49,7 @@ class BackendError(Tr2mError):
 
 class ExportError(Tr2mError):
     """Exporting a graph failed or its parity check exceeded tolerance."""
+
+
+class CalibrationError(Tr2mError):
+    """INT8 calibration could not produce a quantised graph, or its frames are unusable."""

@@ -6,6 +6,7 @@ typer, rich, ftfy); the rest comes in extras (pyproject.toml, README "Install"):
     [cpu]     onnxruntime                      [gpu]   onnxruntime-gpu, tensorrt, polygraphy, cuda-python
     [opencv]  opencv-python-headless           [gui]   opencv-python (windows for --show)
     [export]  torch, transformers, open_clip, onnx, ...   [train]  [export] + h5py, pillow
+    [calib]   onnx (INT8 calibration; its quantiser is ONNX Runtime's, from [cpu] or [gpu])
     [dev]     pytest
 
 The CLI turns a ``ModuleNotFoundError`` of one of these modules into
@@ -15,6 +16,7 @@ The CLI turns a ``ModuleNotFoundError`` of one of these modules into
 from __future__ import annotations
 
 TRAIN_COMMANDS = frozenset({"train", "eval", "distill", "demo"})  # need [train]; other PyTorch users [export]
+CALIB_COMMANDS = frozenset({"calib"})  # onnx without PyTorch: [calib]
 _PYTORCH = None  # extra chosen by the command: [train] or [export]
 
 # top-level import name -> (what a person calls it, extra; None: [train] or [export] by command)
@@ -31,6 +33,7 @@ MODULES: dict[str, tuple[str, str | None]] = {
 _AFTER = {
     "opencv": " (or [gui] for --show windows; on a Jetson, JetPack's OpenCV through a --system-site-packages venv)",
     "cpu": " (or [gpu] on an NVIDIA GPU; on a Jetson, NVIDIA's onnxruntime-gpu wheel for JetPack)",
+    "calib": " with [cpu] or [gpu] for ONNX Runtime's quantiser",
     "gpu": " on an x86_64 NVIDIA GPU machine (on a Jetson: JetPack's TensorRT through a --system-site-packages venv)",
 }
 
@@ -41,6 +44,8 @@ def extra_for(module: str, command: str | None = None) -> str | None:
     if top not in MODULES:
         return None
     extra = MODULES[top][1]
+    if top == "onnx" and command in CALIB_COMMANDS:
+        return "calib"
     return extra or ("train" if command in TRAIN_COMMANDS else "export")
 
 

@@ -69,11 +69,18 @@ def abs_rel(got: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean(np.abs(got - ref) / ref))
 
 
+def delta1_agreement(got: np.ndarray, ref: np.ndarray) -> float:
+    """Share of pixels with max(got / ref, ref / got) < 1.25 (positive depth maps; 1.0 = all agree)."""
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    return float(np.mean(np.maximum(got / ref, ref / got) < 1.25))
+
+
 def depth_drift(refs: Sequence[np.ndarray], tests: Sequence[np.ndarray]) -> dict[str, float]:
     """Drift of a run's metric depth maps against reference maps of the same frames.
 
-    Returns max_abs and mean_abs (metres), rel (max_abs / max reference depth) and AbsRel,
-    over all pixels of all frames.
+    Returns max_abs and mean_abs (metres), rel (max_abs / max reference depth), AbsRel and
+    delta1 agreement, over all pixels of all frames.
     """
     if len(refs) != len(tests) or not refs:
         raise InputError(f"Cannot compare {len(tests)} depth maps with {len(refs)} reference maps.")
@@ -81,7 +88,7 @@ def depth_drift(refs: Sequence[np.ndarray], tests: Sequence[np.ndarray]) -> dict
     got = np.stack([np.asarray(t, np.float64) for t in tests])
     d = compare("depth", got, ref)
     return {"max_abs": d.max_abs, "mean_abs": d.mean_abs, "rel": d.rel, "abs_rel": abs_rel(got, ref),
-            "frames": float(len(refs))}
+            "delta1": delta1_agreement(got, ref), "frames": float(len(refs))}
 
 
 @dataclass

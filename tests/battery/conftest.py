@@ -1,7 +1,7 @@
 """The bad-input battery (issue 10): every class of bad or odd input ends in one line and a
 non-zero exit, every stop drains, nothing pre-existing is damaged.
 
-Fixtures: ``cli`` runs ``tr2m-edge`` in-process and returns (exit code, stdout, stderr);
+Fixtures: ``cli`` (tests/conftest.py) runs ``tr2m-edge`` in-process and returns (exit code, stdout, stderr);
 ``assert_one_line`` checks an error is one line, without a traceback, with the expected
 words; ``battery_bundle`` is a tiny bundle (fixed 112x144 frames, one cached caption),
 exported once; ``bundle_copy`` a fresh copy of it per test.
@@ -16,22 +16,6 @@ from pathlib import Path
 import pytest
 
 from battery_common import CAPTION, FRAME
-
-
-@pytest.fixture()
-def cli(capsys):
-    from tr2m_edge.cli import main
-
-    def run(*args: object) -> tuple[int, str, str]:
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = 0 if exc.code is None else int(exc.code)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ from tr2m_edge.extras import extra_for, install_hint, missing_module_message
     ("torch", "export", "export"), ("torch._C", "run", "export"), ("transformers", "train", "train"),
     ("open_clip", "demo", "train"), ("onnx", "export", "export"), ("h5py", "eval", "train"),
     ("cv2", "run", "opencv"), ("onnxruntime", "bench", "cpu"), ("tensorrt", "build", "gpu"),
-    ("cuda.bindings", "run", "gpu"), ("yaml", "run", None), ("tr2m_edge.nope", "run", None),
+    ("cuda.bindings", "run", "gpu"), ("onnx", "calib", "calib"), ("onnxruntime.quantization", "calib", "cpu"), ("yaml", "run", None), ("tr2m_edge.nope", "run", None),
 ])
 def test_each_missing_module_maps_to_the_extra_that_installs_it(module, command, extra):
     assert extra_for(module, command) == extra
@@ -28,6 +28,9 @@ def test_the_message_names_command_package_and_extra():
     assert missing_module_message("torch", "export") == (
         "tr2m-edge export needs PyTorch (torch is not installed): pip install 'tr2m-edge[export]'.")
     assert "JetPack's OpenCV" in missing_module_message("cv2", "run")
+    assert missing_module_message("onnx", "calib") == (
+        "tr2m-edge calib needs the onnx package (onnx is not installed): pip install 'tr2m-edge[calib]' with [cpu] or "
+        "[gpu] for ONNX Runtime's quantiser.")
 
 
 def _cli(blocked: tuple[str, ...], *args: str) -> subprocess.CompletedProcess:

@@ -26,6 +26,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 def _register() -> None:
     # Each module registers its commands on `app` when imported.
     import tr2m_edge.cli.build  # noqa: F401
+    import tr2m_edge.cli.calib  # noqa: F401
     import tr2m_edge.cli.core  # noqa: F401
     import tr2m_edge.cli.demo  # noqa: F401
     import tr2m_edge.cli.export  # noqa: F401

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tr2m_edge.cli.app import app
 from tr2m_edge.cli.options import with_options
+from tr2m_edge.fileio import write_text_atomic
 from tr2m_edge.runtime.plans import PLAN_HELP
 from tr2m_edge.runtime.run import BACKEND_HELP, DEVICE_HELP, RunOptions
 
@@ -37,7 +38,8 @@ def bench_cmd(
     bundle: Path = typer.Argument(..., help="Bundle folder to benchmark."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs)."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs); "
+                                                             "a comma list (fp32,fp16,int8) compares them side by side."),
     frames: int = typer.Option(30, "--frames", "-n", min=1, help="Measured frames per mode."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Warm-up frames per mode (not measured)."),
     modes: str = typer.Option("serial,serial-split,throughput", "--modes",
@@ -55,21 +57,26 @@ def bench_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON here."),
 ) -> None:
     """Per-stage latency percentiles, end-to-end latency, pipelined vs serial FPS, memory and drift."""
-    from tr2m_edge.fileio import check_output_file, write_text_atomic
+    from tr2m_edge.fileio import check_output_file
     from tr2m_edge.runtime.backends import resolve_device
-    from tr2m_edge.runtime.bench import run_bench
+    from tr2m_edge.runtime.bench import compare_precisions, parse_precisions, run_bench
 
     if json_out is not None:
         check_output_file(json_out, "--json")  # before the benchmark, not after it
-    report = run_bench(
-        bundle, backend=backend, precision=precision, frames=frames, warmup=warmup,
-        modes=tuple(m.strip() for m in modes.split(",") if m.strip()), threads=threads, caption=caption,
-        checkpoint=checkpoint, reference=not no_reference, progress=lambda m: console.print(f"[dim]{escape(m)}[/]"),
-        device_id=resolve_device(device), cache_captions=not no_cache, plan=plan,
+    kwargs: dict[str, Any] = dict(
+        backend=backend, frames=frames, warmup=warmup, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        threads=threads, caption=caption, checkpoint=checkpoint, reference=not no_reference,
+        progress=lambda m: console.print(f"[dim]{escape(m)}[/]"), device_id=resolve_device(device),
+        cache_captions=not no_cache, plan=plan,
     )
     out = Console(highlight=False, soft_wrap=True)
-    out.print(f"backend: [bold]{report.backend}[/] ({escape(report.reason)}); {report.threads} CPU threads; "
-              f"frame {report.frame_size[1]}x{report.frame_size[0]} -> input {report.input_size[1]}x{report.input_size[0]}")
+    if "," in precision:
+        _print_precisions(compare_precisions(bundle, precisions=parse_precisions(precision), **kwargs), out, json_out)
+        return
+    report = run_bench(bundle, precision=precision, **kwargs)
+    out.print(f"backend: [bold]{report.backend}[/] ({escape(report.reason)}); precision [bold]{report.precision}[/]; "
+              f"{report.threads} CPU threads; frame {report.frame_size[1]}x{report.frame_size[0]} -> input "
+              f"{report.input_size[1]}x{report.input_size[0]}")
     if report.torch_tuning:
         chosen = ", ".join(f"{k} {v}" for k, v in report.torch_tuning["chosen"].items())
         out.print(escape(f"torch settings (measured on {report.torch_tuning['device']}): {chosen}"))
@@ -99,4 +106,43 @@ def bench_cmd(
                   f"rel {d['rel']:.3g}, AbsRel {d['abs_rel']:.3g}")
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(report.as_dict(), indent=2) + os.linesep)
-        out.print(escape(f"report written to {json_out}"))
+        out.print(f"report written to {escape(str(json_out))}")
+
+
+def _print_precisions(bench: Any, out: Console, json_out: Path | None) -> None:
+    """``bench --precision a,b``: the header, one latency table over (precision, mode) and the side-by-side summary."""
+    first = bench.reports[0]
+    out.print(f"backend: [bold]{first.backend}[/] ({escape(first.reason)}); {first.threads} CPU threads; frame "
+              f"{first.frame_size[1]}x{first.frame_size[0]} -> input {first.input_size[1]}x{first.input_size[0]}; "
+              f"precisions: [bold]{', '.join(r.precision for r in bench.reports)}[/]")
+    table = Table(title="Latency (ms): p50 / p90")
+    table.add_column("stage")
+    columns = [(r, m) for m_index in range(len(first.results)) for r in bench.reports for m in [r.results[m_index]]]
+    for r, m in columns:
+        table.add_column(f"{r.precision} {m.mode}")
+    stages = [s for s in ("preprocess", "depth", "image_encoder", "head", "postprocess")
+              if any(s in m.stage_ms for _, m in columns)]
+    for s in stages + ["end-to-end"]:
+        cells = [m.latency_ms if s == "end-to-end" else m.stage_ms.get(s) for _, m in columns]
+        table.add_row(s, *["-" if p is None else f"{p['p50']:.1f} / {p['p90']:.1f}" for p in cells])
+    table.add_row("throughput (FPS)", *[f"{m.fps:.2f}" for _, m in columns])
+    out.print(table)
+    summary = Table(title=f"Side by side (x = relative to {first.precision})")
+    for col in ("precision", "best serial FPS", "pipelined FPS", "drift AbsRel", "delta1", "max |diff| (m)"):
+        summary.add_column(col)
+    for row in bench.summary():
+        d = row["drift"] or {}
+
+        def fps(key: str) -> str:
+            value, rel = row[f"{key}_fps"], row[f"{key}_vs_first"]
+            return "-" if value is None else f"{value:.2f} ({rel:.2f}x)"
+
+        summary.add_row(row["precision"], fps("serial"), fps("throughput"),
+                        f"{d['abs_rel']:.3g}" if d else "-", f"{d['delta1']:.4f}" if d else "-",
+                        f"{d['max_abs']:.3g}" if d else "-")
+    out.print(summary)
+    out.print("drift: against ort-cpu fp32 (serial) on the same frames; memory (MiB): "
+              + ", ".join(f"{k} {v}" for k, v in first.memory_mb.items()))
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(bench.as_dict(), indent=2) + os.linesep)
+        out.print(f"report written to {escape(str(json_out))}")
