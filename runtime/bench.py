@@ -31,6 +31,7 @@ import numpy as np
 from tr2m_edge.bundle import Bundle, open_bundle
 from tr2m_edge.errors import ConfigError
 from tr2m_edge.parity import depth_drift
+from tr2m_edge.runtime.compute import component_rates, device_peak
 from tr2m_edge.runtime.pipeline import DepthPipeline, cpu_threads
 from tr2m_edge.runtime.results import percentiles
 from tr2m_edge.runtime.runners.base import Runner
@@ -72,6 +73,7 @@ class BenchReport:
     memory_mb: dict[str, float] = field(default_factory=dict)
     drift: dict[str, float] | None = None
     drift_reference: str = "ort-cpu fp32 (serial)"
+    compute: dict[str, Any] | None = None  # GMAC/s per component and share of the peak (runtime/compute.py)
 
     def result(self, mode: str) -> ModeResult | None:
         return next((r for r in self.results if r.mode == mode), None)
@@ -178,12 +180,14 @@ def run_bench(
     warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
     caption: str | None = None, checkpoint: str | Path | None = None, reference: bool = True,
     seed: int = 0, progress: Callable[[str], None] | None = None, device_id: int | None = 0,
-    cache_captions: bool = True,
+    cache_captions: bool = True, peak_gflops: float | None = None,
 ) -> BenchReport:
     """Benchmark ``bundle`` on ``backend`` in each of ``modes`` (``serial``, ``serial-split``, ``throughput``).
 
     ``caption`` defaults to the bundle's first cached caption, else :data:`DEFAULT_CAPTION`;
-    ``device_id`` and ``cache_captions`` are :meth:`DepthPipeline.from_bundle`'s.
+    ``device_id`` and ``cache_captions`` are :meth:`DepthPipeline.from_bundle`'s. Achieved GMAC/s per
+    component (the manifest's MAC counts over the measured stage times) are compared with
+    ``peak_gflops`` (GFLOP/s) or, without it, a matmul probe of the device (runtime/compute.py).
 
     Raises:
         ConfigError: frames < 1 or an unknown mode.
@@ -195,6 +199,7 @@ def run_bench(
     if unknown or not modes:
         raise ConfigError(f"Unknown bench mode(s) {unknown or modes}. Available: {', '.join(BENCH_MODES)}.")
     say = progress or (lambda msg: None)
+    given = device_peak("given", peak_gflops) if peak_gflops is not None else None  # a bad --peak fails now
     bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
     cfg = bundle.config
     frame_size = tuple(bundle.manifest.frame_size or cfg.preprocess.input_size)
@@ -212,6 +217,7 @@ def run_bench(
         with pipe:
             caption = caption or next(iter(pipe.cached_captions.values()), DEFAULT_CAPTION)
             pipe.set_scene(caption)
+            device = pipe.backend.device
             if report is None:
                 report = BenchReport(
                     bundle=str(bundle.root), backend=pipe.backend.name, reason=pipe.backend.reason,
@@ -234,5 +240,8 @@ def run_bench(
             ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
         report.drift = depth_drift(ref_depths, outputs)
     report.memory_mb = _rss_mb()
+    if bundle.manifest.macs is not None:
+        say("compute rate: " + ("given with --peak" if given else f"matmul probe of the {device}"))
+        report.compute = component_rates(bundle.manifest.macs, report.results, given or device_peak(device))
     return report
 
