@@ -86,3 +86,19 @@ def test_two_bundles_side_by_side(tiny_bundle, bundle_copy, tmp_path, capsys):
         assert row["preset"] == "tiny" and row["output_stride"] == 1 and row["gmac_per_frame"] > 0
     code, out, err = run_cli(["bench", tiny_bundle, *QUICK, "--rounds", 2], capsys)
     assert code == 2 and "--rounds goes with two or more bundles" in err
+
+
+def test_info_shows_a_bundles_macs_without_pytorch(tiny_bundle):
+    import subprocess
+    import sys
+
+    from tr2m_edge.bundle import open_bundle
+
+    record = open_bundle(tiny_bundle).manifest.macs
+    block = "".join(f"sys.modules[{m!r}] = None; " for m in ("torch", "torchvision", "transformers", "open_clip"))
+    code = f"import sys; {block}\nfrom tr2m_edge.cli import main\nmain(['info', {str(tiny_bundle)!r}])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "COLUMNS": "200"})
+    assert proc.returncode in (0, None) and "Traceback" not in proc.stderr, proc.stderr
+    h, w = record.input_size
+    assert f"MACs per frame at {h}x{w}: {record.frame_total / 1e9:.2f} GMAC" in proc.stdout

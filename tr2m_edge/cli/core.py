@@ -180,6 +180,10 @@ def _bundle_info(path: Path) -> None:
     console.print(f"exporter: {m.exporter.get('name')} opset {m.exporter.get('opset')} ({m.exporter.get('choice', '')}); "
                   f"tokenizer: {m.tokenizer.get('name')} ({m.tokenizer.get('file')})")
     console.print(f"preprocess resize: {cfg.preprocess.resize}; text embedding: {cfg.text.precision}")
+    if m.macs is not None:
+        parts = ", ".join(f"{k} {v / 1e9:.2f}" for k, v in m.macs.per_frame.items() if v)
+        console.print(f"MACs per frame at {m.macs.input_size[0]}x{m.macs.input_size[1]}: "
+                      f"{m.macs.frame_total / 1e9:.2f} GMAC ({parts}); decoder stride {cfg.head.output_stride}")
     for line in _source_lines(cfg):
         console.print(escape(f"encoder {line}"))
     if m.tensorrt:
