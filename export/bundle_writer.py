@@ -25,17 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tr2m_edge.bundle import CHECK_CAPTION, MANIFEST, ComponentFile, Manifest, component_file, sha256_file
+from tr2m_edge.bundle import CHECK_CAPTION, MANIFEST, ComponentFile, MacRecord, Manifest, component_file, sha256_file
 from tr2m_edge.bundle import write_check_inputs, write_manifest
 from tr2m_edge.checkpoint import Checkpoint
 from tr2m_edge.config import check_frame_size, check_input_size
-from tr2m_edge.errors import ExportError, Tr2mError
+from tr2m_edge.errors import ConfigError, ExportError, Tr2mError
 from tr2m_edge.fileio import remove_stale_partials
 from tr2m_edge.progress import StepProgress
 from tr2m_edge.runtime.build import build_step_count
 from tr2m_edge.system import engine_target, package_version
 
 if TYPE_CHECKING:
+    from tr2m_edge.config import ModelConfig
     from tr2m_edge.model.tr2m import TR2M
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,17 @@ def _move_into_place(tmp: Path, out_dir: Path) -> None:
         raise
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def _mac_record(cfg: "ModelConfig") -> MacRecord | None:
+    """MACs per component at the bundle's input size, for ``bench``'s GMAC/s (None when uncountable)."""
+    from tr2m_edge.model.macs import count_macs
+
+    try:
+        return count_macs(cfg).record()
+    except ConfigError as exc:  # an encoder from a local folder whose size is not known offline
+        log.warning("MACs not recorded in the bundle (bench will print no GMAC/s): %s", exc)
+        return None
 
 
 # ------------------------------------------------------------------ the export
@@ -233,6 +245,7 @@ def export_bundle(
                     tensorrt=None,  # the build step below fills it in
                     tools={name: package_version(name) for name in TOOLS},
                     parity=parity,
+                    macs=_mac_record(cfg),
                 )
                 write_manifest(tmp, manifest)
             if build_trt:

@@ -23,7 +23,8 @@ from tr2m_edge.model.tr2m import TR2M, build_model
 
 
 def export_source(ckpt: str | Path | None = None, *, preset: str | None = None, random_head: bool = False,
-                  random_encoders: bool = False, sources: EncoderSources | None = None) -> Checkpoint:
+                  random_encoders: bool = False, sources: EncoderSources | None = None,
+                  output_stride: int | None = None) -> Checkpoint:
     """The checkpoint to export: ``ckpt``, or a random head of ``preset`` (tests, bench).
 
     Args:
@@ -33,6 +34,8 @@ def export_source(ckpt: str | Path | None = None, *, preset: str | None = None, 
         random_encoders: with ``random_head``, random encoders at the published sizes
             (no downloads; speed measurements only).
         sources: encoders to load instead of the config's (``--depth-model`` ...).
+        output_stride: with ``random_head``, the head's decoder stride instead of the preset's
+            (e.g. 1: the full-resolution decoder, to compare with the edge preset's 8).
 
     Raises:
         ConfigError: the options contradict each other.
@@ -45,10 +48,14 @@ def export_source(ckpt: str | Path | None = None, *, preset: str | None = None, 
         raise ConfigError("--preset only goes with --random-head; a checkpoint carries its own config.")
     if random_encoders and sources:
         raise ConfigError("--random-encoders replaces every encoder; it does not go with --depth/--image/--text-model.")
+    if output_stride is not None and not random_head:
+        raise ConfigError("--output-stride only goes with --random-head; a checkpoint's head has its own stride.")
     if ckpt is not None:
         loaded = load_checkpoint(ckpt)
         return dataclasses.replace(loaded, config=with_encoder_sources(loaded.config, sources)) if sources else loaded
     cfg = get_preset(preset or "tiny")
+    if output_stride is not None:
+        cfg = cfg.replace(head=dataclasses.replace(cfg.head, output_stride=output_stride))
     cfg = random_encoder_config(cfg) if random_encoders else with_encoder_sources(cfg, sources or EncoderSources())
     return random_head_checkpoint(cfg)
 

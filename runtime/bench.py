@@ -32,6 +32,7 @@ import numpy as np
 from tr2m_edge.bundle import Bundle, open_bundle
 from tr2m_edge.errors import ConfigError
 from tr2m_edge.parity import depth_drift
+from tr2m_edge.runtime.compute import component_rates, device_peak
 from tr2m_edge.runtime.pipeline import DepthPipeline, cpu_threads
 from tr2m_edge.runtime.plans import check_plan
 from tr2m_edge.runtime.results import percentiles
@@ -75,6 +76,7 @@ class BenchReport:
     drift: dict[str, float] | None = None
     drift_reference: str = "ort-cpu fp32 (serial)"
     torch_tuning: dict[str, Any] | None = None  # torch backend on a GPU: every measured setting, the chosen ones
+    compute: dict[str, Any] | None = None  # GMAC/s per component and share of the peak (runtime/compute.py)
 
     def result(self, mode: str) -> ModeResult | None:
         return next((r for r in self.results if r.mode == mode), None)
@@ -239,7 +241,7 @@ def run_bench(
     warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
     caption: str | None = None, checkpoint: str | Path | None = None, reference: bool = True,
     seed: int = 0, progress: Callable[[str], None] | None = None, device_id: int | None = 0,
-    cache_captions: bool = True, plan: str = "auto",
+    cache_captions: bool = True, plan: str = "auto", peak_gflops: float | None = None,
 ) -> BenchReport:
     """Benchmark ``bundle`` on ``backend`` in each of ``modes`` (``serial``, ``serial-split``, ``throughput``).
 
@@ -247,6 +249,9 @@ def run_bench(
     ``device_id`` and ``cache_captions`` are :meth:`DepthPipeline.from_bundle`'s; ``plan`` is
     the executor plan of the pipelined modes (``auto | serial | threads | device``; each
     result records the plan that ran).
+    Achieved GMAC/s per component (the manifest's MAC counts over the measured stage times)
+    are compared with ``peak_gflops`` (GFLOP/s) or, without it, a matmul probe of the device
+    (runtime/compute.py).
 
     Raises:
         ConfigError: frames < 1 or an unknown mode.
@@ -255,7 +260,7 @@ def run_bench(
     return compare_precisions(bundle, precisions=(precision,), backend=backend, frames=frames, warmup=warmup,
                               modes=modes, threads=threads, caption=caption, checkpoint=checkpoint,
                               reference=reference, seed=seed, progress=progress, device_id=device_id,
-                              cache_captions=cache_captions, plan=plan).reports[0]
+                              cache_captions=cache_captions, plan=plan, peak_gflops=peak_gflops).reports[0]
 
 
 def compare_precisions(
@@ -263,7 +268,7 @@ def compare_precisions(
     warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
     caption: str | None = None, checkpoint: str | Path | None = None, reference: bool = True,
     seed: int = 0, progress: Callable[[str], None] | None = None, device_id: int | None = 0,
-    cache_captions: bool = True, plan: str = "auto",
+    cache_captions: bool = True, plan: str = "auto", peak_gflops: float | None = None,
 ) -> PrecisionBench:
     """:func:`run_bench` for several precisions in one run, on the same frames.
 
@@ -271,7 +276,7 @@ def compare_precisions(
     in alternating order (A B, B A, A B), so load from other processes on a shared machine,
     also load that rises or falls during the run, hits the precisions alike. Drift is
     measured for every precision against one fp32 ONNX Runtime CPU reference. ``caption``,
-    ``device_id``, ``cache_captions`` and ``plan`` are as in :func:`run_bench`.
+    ``device_id``, ``cache_captions``, ``plan`` and ``peak_gflops`` are as in :func:`run_bench`.
 
     Raises:
         ConfigError: frames < 1, an unknown mode or precision.
@@ -286,6 +291,7 @@ def compare_precisions(
     if not precisions:
         raise ConfigError("bench needs at least one precision.")
     say = progress or (lambda msg: None)
+    given = device_peak("given", peak_gflops) if peak_gflops is not None else None  # a bad --peak fails now
     bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
     for precision in precisions:  # refuse a missing or unusable variant before any work
         bundle.check_usable(precision)
@@ -308,6 +314,7 @@ def compare_precisions(
             with pipe:
                 caption = caption or next(iter(pipe.cached_captions.values()), DEFAULT_CAPTION)
                 pipe.set_scene(caption)
+                device = pipe.backend.device
                 report = reports.get(precision)
                 if report is None:
                     report = reports[precision] = BenchReport(
@@ -334,4 +341,9 @@ def compare_precisions(
     memory = {**_rss_mb(), **(_gpu_mb(device_id) if next(iter(reports.values())).backend != "ort-cpu" else {})}
     for report in reports.values():
         report.memory_mb = memory
+    if bundle.manifest.macs is not None:
+        say("compute rate: " + ("given with --peak" if given else f"matmul probe of the {device}"))
+        peak = given or device_peak(device)
+        for report in reports.values():
+            report.compute = component_rates(bundle.manifest.macs, report.results, peak)
     return PrecisionBench([reports[p] for p in precisions])

@@ -62,6 +62,21 @@ class ComponentFile:
                               "refusing to read it. Re-export the bundle.")
 
 
+@dataclass(frozen=True)
+class MacRecord:
+    """Multiply-accumulates per component at the bundle's input size, counted at export
+    (:func:`tr2m_edge.model.macs.count_macs`: the runtime has no PyTorch to count them)."""
+
+    input_size: tuple[int, int]  # network input (h, w) the counts are for
+    per_frame: dict[str, int]  # preprocess, depth, image_encoder (absent when shared), head
+    per_caption: dict[str, int]  # text_encoder, scene_bias: once per new caption
+    counter: str = "torch FlopCounterMode on the meta device, MACs = FLOPs / 2"
+
+    @property
+    def frame_total(self) -> int:
+        return sum(self.per_frame.values())
+
+
 @dataclass
 class Manifest:
     """Everything a runtime needs to know about a bundle."""
@@ -77,6 +92,7 @@ class Manifest:
     tools: dict[str, str | None] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None  # INT8 record of `tr2m-edge calib` (method, op types, gate)
+    macs: MacRecord | None = None  # absent in bundles exported before MACs were recorded
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_VERSION
     digest: str = ""  # sha256 of the manifest's canonical form without this field (manifest_digest)
@@ -106,7 +122,8 @@ class Manifest:
         elif "digest" not in d:
             log.warning("%s (bundle format %d) carries no digest of its own: re-export it to protect it.", where, version)
         try:
-            return build(cls, d, where, BundleError, labels={cls: "manifest", ComponentFile: "file entry"})
+            return build(cls, d, where, BundleError, labels={cls: "manifest", ComponentFile: "file entry",
+                                                                MacRecord: "MAC record"})
         except BundleError as exc:
             raise BundleError(f"{exc} Re-export the bundle.") from None
 

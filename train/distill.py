@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from tr2m_edge.checkpoint import load_checkpoint
-from tr2m_edge.config import ModelConfig, get_preset
+from tr2m_edge.config import OUTPUT_STRIDES, ModelConfig, get_preset
 from tr2m_edge.errors import ConfigError, DataError
 from tr2m_edge.fileio import prepare_output_dir, write_json_atomic
 from tr2m_edge.model.summary import KNOWN_SIZES
@@ -58,6 +58,7 @@ class DistillConfig:
     frames: str  # image folder, folder-format dataset root (rgb/ + depth/), or a video file
     out_dir: str
     preset: str = "edge"  # the student's preset (its head; the backbone is the teacher's depth model)
+    output_stride: int | None = None  # the student head's decoder stride (None: the preset's)
     captions: str | None = None  # a file with one caption per frame, in sorted-file / video order
     text: str | None = None  # one caption for every frame
     max_frames: int = 0  # use at most this many frames (0: all)
@@ -76,6 +77,9 @@ class DistillConfig:
         if self.holdout < 1 or self.steps < 1 or self.batch_size < 1 or self.max_frames < 0 or not self.lr > 0:
             raise ConfigError("distill needs --holdout >= 1, --steps >= 1, --batch-size >= 1, --max-frames >= 0 "
                               "and --lr > 0.")
+        if self.output_stride is not None and self.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"--output-stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}; "
+                              f"got {self.output_stride}.")
 
 
 # ----------------------------------------------------------------------- frames
@@ -137,11 +141,13 @@ def _token_width(cfg: ModelConfig) -> int:
     return int(DepthAnythingConfig.from_pretrained(spec.source).backbone_config.hidden_size)
 
 
-def student_config(teacher: ModelConfig, preset: str) -> ModelConfig:
+def student_config(teacher: ModelConfig, preset: str, output_stride: int | None = None) -> ModelConfig:
     """The student: ``preset``'s head on the teacher's depth model's own tokens (one ViT per frame),
-    with the teacher's depth model, text encoder, input size and depth range."""
+    with the teacher's depth model, text encoder, input size and depth range; ``output_stride``
+    replaces the preset's decoder stride (1, 2, 4, 8; None keeps it)."""
     base = get_preset(preset)
-    head = dataclasses.replace(base.head, in_channels=_token_width(teacher), text_dim=teacher.head.text_dim)
+    head = dataclasses.replace(base.head, in_channels=_token_width(teacher), text_dim=teacher.head.text_dim,
+                               output_stride=base.head.output_stride if output_stride is None else output_stride)
     if head.in_channels % head.num_heads:
         head = dataclasses.replace(head, num_heads=next(n for n in (8, 6, 4, 2, 1) if head.in_channels % n == 0))
     return base.replace(name=f"{preset}-student", depth=teacher.depth, image=None, text=teacher.text, head=head,
@@ -227,7 +233,7 @@ def distill(cfg: DistillConfig, resume: bool = True) -> dict[str, Any]:
             time.sleep(1.0)
         meta = json.loads((root / "cache.json").read_text())
     cache_s = time.perf_counter() - t0
-    student = student_config(teacher.config, cfg.preset)
+    student = student_config(teacher.config, cfg.preset, cfg.output_stride)
     spec = dict(name="teacher", root=str(root), variance_focus=0.0, max_depth=teacher.config.max_depth)
     tcfg = TrainConfig(
         model=student.to_dict(), train=(DatasetSpec(split="train", **spec),), val=DatasetSpec(split="test", **spec),

@@ -24,8 +24,28 @@ def info_cmd(
     bundle: Optional[Path] = typer.Argument(
         None, help="A bundle folder: verify its files and print its manifest summary instead."
     ),
+    macs: Optional[str] = typer.Option(
+        None, "--macs", metavar="PRESET",
+        help="Print the multiply-accumulates of PRESET's components (depth model, image encoder, head per frame; "
+             "text encoder and scene bias per caption) and the per-frame path's ratio to the depth model alone "
+             "(counted on PyTorch's meta device: needs the [export] extra, no weights)."),
+    size: Optional[str] = typer.Option(
+        None, "--size", metavar="HxW", help="Network input size for --macs, multiples of 14 (default: the preset's)."),
+    output_stride: Optional[int] = typer.Option(
+        None, "--output-stride", help="For --macs: the head's decoder stride instead of the preset's (1, 2, 4, 8)."),
 ) -> None:
-    """Show package versions, ONNX Runtime providers, CUDA/TensorRT status and the presets (or a bundle)."""
+    """Show package versions, ONNX Runtime providers, CUDA/TensorRT status and the presets (or a bundle, or MACs)."""
+    if macs is None and (size is not None or output_stride is not None):
+        from tr2m_edge.errors import ConfigError
+
+        raise ConfigError("--size and --output-stride go with --macs PRESET.")
+    if macs is not None:
+        if bundle is not None:
+            from tr2m_edge.errors import ConfigError
+
+            raise ConfigError("Give either a BUNDLE or --macs PRESET, not both.")
+        _macs_info(macs, size, output_stride)
+        return
     if bundle is not None:
         _bundle_info(bundle)
         return
@@ -109,6 +129,38 @@ def import_official_cmd(
         console.print(escape(f"  {line}"))
 
 
+def _macs_info(preset: str, size: Optional[str], output_stride: Optional[int]) -> None:
+    """Print MACs per component of ``preset`` (PyTorch's operator counter on the meta device)."""
+    import dataclasses
+
+    from tr2m_edge.config import get_preset, parse_size
+
+    cfg = get_preset(preset)
+    if output_stride is not None:
+        cfg = cfg.replace(head=dataclasses.replace(cfg.head, output_stride=output_stride))
+    input_size = parse_size(size) if size else None
+    from tr2m_edge.model.macs import count_macs  # PyTorch: a missing [export] extra is named in one line
+
+    count = count_macs(cfg, input_size)
+    h, w = count.input_size
+    table = Table(title=f"MACs of preset {preset} at input {h}x{w} (decoder stride {cfg.head.output_stride})")
+    for col in ("component", "runs", "GMAC", "share of the frame"):
+        table.add_column(col)
+    names = {"preprocess": "preprocess", "depth": "depth model", "image_encoder": "image encoder", "head": "head",
+             "text_encoder": "text encoder", "scene_bias": "scene bias"}
+    for name in ("preprocess", "depth", "image_encoder", "head"):
+        if name in count.per_frame:
+            n = count.per_frame[name]
+            table.add_row(names[name], "per frame", f"{n / 1e9:.2f}", f"{100 * n / count.frame_total:.1f} %")
+        else:
+            table.add_row(names[name], "per frame", "-", "shared with the depth model")
+    table.add_row("per-frame total", "per frame", f"{count.frame_total / 1e9:.2f}", "100 %")
+    for name, n in count.per_caption.items():
+        table.add_row(names[name], "per scene (new caption)", f"{n / 1e9:.4f}", "")
+    console.print(table)
+    console.print(f"per-frame path / depth model alone: {count.ratio_to_depth:.3f}x")
+
+
 def _source_lines(cfg: "ModelConfig") -> list[str]:
     image = "the depth model's own tokens" if cfg.image is None else cfg.image.describe()
     return [f"depth: {cfg.depth.describe()}", f"image features: {image}", f"text: {cfg.text.describe()}"]
@@ -130,6 +182,10 @@ def _bundle_info(path: Path) -> None:
     console.print(escape(f"exporter: {m.exporter.get('name')} opset {m.exporter.get('opset')} ({m.exporter.get('choice', '')}); "
                          f"tokenizer: {m.tokenizer.get('name')} ({m.tokenizer.get('file')})"))
     console.print(f"preprocess resize: {cfg.preprocess.resize}; text embedding: {cfg.text.precision}")
+    if m.macs is not None:
+        parts = ", ".join(f"{k} {v / 1e9:.2f}" for k, v in m.macs.per_frame.items() if v)
+        console.print(f"MACs per frame at {m.macs.input_size[0]}x{m.macs.input_size[1]}: "
+                      f"{m.macs.frame_total / 1e9:.2f} GMAC ({parts}); decoder stride {cfg.head.output_stride}")
     for line in _source_lines(cfg):
         console.print(escape(f"encoder {line}"))
     if m.tensorrt:

@@ -41,6 +41,9 @@ def export_cmd(
     frame_size: Optional[str] = typer.Option(
         None, "--frame-size", help="Fixed camera frame HxW, e.g. 480x640 (default: any frame size, given per call)."
     ),
+    output_stride: Optional[int] = typer.Option(
+        None, "--output-stride", help="With --random-head: the head's decoder stride, 1 (full resolution, as released), "
+                                      "2, 4 or 8, instead of the preset's (speed comparisons)."),
     input_size: Optional[str] = typer.Option(None, "--input-size", help="Network input HxW, multiples of 14 (default: the preset's)."),
     scene: list[str] = typer.Option([], "--scene", help="Caption to pre-cache, e.g. \"warehouse aisle\" (repeatable)."),
     exporter: str = typer.Option("auto", "--exporter", help="ONNX exporter: auto (measured default), torchscript or dynamo."),
@@ -77,7 +80,7 @@ def export_cmd(
     isize = parse_size(input_size) if input_size else None
     device_id = resolve_device(device)
     source = export_source(ckpt, preset=preset, random_head=random_head, random_encoders=random_encoders,
-                           sources=sources)
+                           sources=sources, output_stride=output_stride)
     path = export_bundle(
         source, output, fp16=fp16, trt=trt, device_id=device_id, dynamic=dynamic, frame_size=fsize, input_size=isize,
         opset=opset, exporter=exporter, scenes=scene, progress=not quiet, text_fp16=text_fp16, resize=resize,

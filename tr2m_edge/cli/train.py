@@ -133,6 +133,10 @@ def distill_cmd(
     text: Optional[str] = typer.Option(None, "--text", "-t", help="One caption for every frame, e.g. \"warehouse aisle\"."),
     preset: str = typer.Option("edge", "--preset", help="The student's preset (its head; its backbone is the teacher's "
                                                         "depth model, one ViT per frame)."),
+    output_stride: Optional[int] = typer.Option(
+        None, "--output-stride", help="The student head's decoder resolution: 1 (full, as released), 2, 4 or 8 "
+                                      "(A and B at 1/stride of the input, upsampled in the head; default: the "
+                                      "preset's)."),
     output: Path = typer.Option(Path("runs/distill"), "--output", "-o", help="Folder for the teacher cache, the student "
                                                                             "(student/best.pt) and distill.json."),
     steps: int = typer.Option(300, "--steps", min=1, help="Student optimiser steps."),
@@ -153,7 +157,7 @@ def distill_cmd(
     if (images is None) == (video is None):
         raise ConfigError("Give the frames with exactly one of --images DIR or --video FILE.")
     cfg = DistillConfig(teacher=str(teacher), frames=str(images or video), out_dir=str(output), preset=preset,
-                        captions=str(captions) if captions else None, text=text, max_frames=max_frames,
+                        output_stride=output_stride, captions=str(captions) if captions else None, text=text, max_frames=max_frames,
                         holdout=holdout, steps=steps, batch_size=batch_size, lr=lr, w_ab=w_ab, seed=seed,
                         device=device, progress=not no_progress)
     report = distill(cfg, resume=resume)

@@ -10,11 +10,13 @@ per caption (not per frame): text encoder and scene bias.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from tr2m_edge.bundle import MacRecord
 from tr2m_edge.config import CONTEXT_LENGTH, ModelConfig
 from tr2m_edge.contract import FRAME_COMPONENTS
 from tr2m_edge.model.summary import random_encoder_config
@@ -34,6 +36,11 @@ class MacCount:
     def frame_total(self) -> int:
         return sum(self.per_frame.values())
 
+    def record(self) -> MacRecord:
+        """These counts as the bundle manifest's ``macs`` entry (what ``bench`` divides by stage time)."""
+        return MacRecord(input_size=self.input_size, per_frame=dict(self.per_frame),
+                         per_caption=dict(self.per_caption))
+
     @property
     def ratio_to_depth(self) -> float:
         """Per-frame MACs of the whole path over those of the relative-depth model alone."""
@@ -49,10 +56,19 @@ def _macs(module: torch.nn.Module, *args: torch.Tensor) -> int:
 def count_macs(cfg: ModelConfig, input_size: tuple[int, int] | None = None) -> MacCount:
     """MACs per component of ``cfg`` at ``input_size`` (default: the config's), frame = input size.
 
+    Counting runs every operator through the meta device (seconds even for the tiny preset),
+    so each distinct config is counted once per process (every export records the counts).
+
     Raises:
         ConfigError: an encoder whose size is not known offline, or a bad input size.
     """
     cfg = random_encoder_config(cfg.replace(input_size=input_size) if input_size else cfg)
+    found = _counted(cfg)
+    return MacCount(found.preset, found.input_size, dict(found.per_frame), dict(found.per_caption))
+
+
+@functools.lru_cache(maxsize=32)
+def _counted(cfg: ModelConfig) -> MacCount:
     h, w = cfg.preprocess.input_size
     with torch.device("meta"):
         model = build_model(cfg).eval()
