@@ -223,10 +223,12 @@ class CaptionCache:
         log.info("cached scene '%s' as %s", normalised, name)
         return entry
 
-    def get_or_add(self, caption: str) -> np.ndarray:
+    def get_or_add(self, caption: str, store: bool = True) -> np.ndarray:
         """The (1, C) float32 bias of ``caption``, computed and cached on first use.
 
-        A corrupt cached entry is logged (by file name) and recomputed.
+        A corrupt cached entry is logged (by file name) and recomputed. ``store=False``
+        computes a missing bias without adding it (captions that come with every frame,
+        such as synthetic scenes': one text-encoder call per run, not an entry each).
         """
         try:
             bias = self.get(caption)
@@ -235,9 +237,14 @@ class CaptionCache:
             bias = None
         if bias is None:
             bias = self.compute([caption])
-            self.add(caption, bias)
+            if store:
+                self.add(caption, bias)
             bias = np.ascontiguousarray(bias.reshape(1, -1), dtype=np.float32)
         return bias
+
+    def get_or_compute(self, caption: str) -> np.ndarray:
+        """:meth:`get_or_add` without storing a computed bias."""
+        return self.get_or_add(caption, store=False)
 
     def list(self) -> list[CacheEntry]:
         """All committed entries (orphan .npy and temp files are ignored), sorted by caption."""
