@@ -1,4 +1,6 @@
 # Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
+# They install the CPU runtime ([cpu]: onnxruntime, [opencv]: headless OpenCV) plus training,
+# export and test tools; deployment installs pick fewer extras (README, "Install").
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARCH := $(shell uname -m)
@@ -16,7 +18,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[cpu,opencv,train,dev]'
 	touch $@
 
 demo: setup

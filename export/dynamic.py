@@ -14,10 +14,14 @@ Two measured traps make ONNX exports of the ``transformers`` encoders silently w
 export and restores the originals afterwards:
 
 * fixed size: the interpolated position embeddings are computed once in eager PyTorch
-  and baked into the graph as a constant (no bicubic Resize left for TensorRT, which has
-  no bicubic-antialias equivalent);
-* dynamic size: the interpolation always runs, with integer output sizes taken from the
-  input shape, and the head upsamples to ``patch * 14`` without ``int()``.
+  (:func:`tr2m_edge.model.pos_embed.interpolate_position_table`, the original DINOv2
+  convention) and baked into the graph as a constant (no bicubic Resize left for
+  TensorRT, which has no bicubic-antialias equivalent);
+* dynamic size: the interpolation always runs, with the original scale factors
+  ``(g + 0.1) / 37`` computed in the graph from the input shape and given to one ONNX
+  ``Resize`` as its ``scales`` (so ONNX Runtime maps coordinates exactly as PyTorch does
+  with ``scale_factor``; ``size=`` would shift them), and the head upsamples to
+  ``patch * 14`` without ``int()``. This needs the TorchScript exporter (the default).
 
 A third trap is in the TR2M head itself: a TorchScript trace of ``nn.MultiheadAttention``
 bakes the sequence length into its reshapes (measured: a dynamic head exported at 130
@@ -40,39 +44,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from tr2m_edge.config import PATCH_SIZE
+from tr2m_edge.errors import ExportError
+from tr2m_edge.model.pos_embed import interpolate_position_table as interpolate_position_embeddings
+from tr2m_edge.model.pos_embed import is_dinov2_embeddings
 
 log = logging.getLogger(__name__)
 
 _MISSING = object()
-
-
-def interpolate_position_embeddings(table: torch.Tensor, grid_h: Any, grid_w: Any) -> torch.Tensor:
-    """Resize a ViT position table to a patch grid, bicubic in float32 (as DINOv2 does).
-
-    Args:
-        table: (1, 1 + S*S, C) stored embeddings, class token first, square S x S grid.
-        grid_h: target patch rows (int, or a traced/symbolic size).
-        grid_w: target patch columns.
-
-    Returns:
-        (1, 1 + grid_h*grid_w, C) embeddings in the table's dtype.
-    """
-    cls_pos = table[:, :1]
-    patch_pos = table[:, 1:]
-    side = int(math.isqrt(patch_pos.shape[1]))
-    dim = table.shape[-1]
-    grid = patch_pos.reshape(1, side, side, dim).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=(grid_h, grid_w), mode="bicubic", align_corners=False)
-    grid = grid.to(table.dtype).permute(0, 2, 3, 1).reshape(1, -1, dim)
-    return torch.cat((cls_pos, grid), dim=1)
-
-
-def _is_vit_embeddings(module: nn.Module) -> bool:
-    return (
-        hasattr(module, "interpolate_pos_encoding")
-        and isinstance(getattr(module, "position_embeddings", None), torch.Tensor)
-        and hasattr(module, "patch_embeddings")
-    )
 
 
 def _is_self_attention(module: nn.Module) -> bool:
@@ -135,7 +113,8 @@ def _head_forward(self: nn.Module, hidden_states: list[torch.Tensor], patch_heig
 
 
 @contextlib.contextmanager
-def export_patches(module: nn.Module, input_size: tuple[int, int], dynamic: bool) -> Iterator[int]:
+def export_patches(module: nn.Module, input_size: tuple[int, int], dynamic: bool,
+                   exporter: str = "torchscript") -> Iterator[int]:
     """Patch every ViT embedding, Depth Anything head and (dynamic only) self-attention
     ``nn.MultiheadAttention`` inside ``module`` for one export.
 
@@ -143,10 +122,21 @@ def export_patches(module: nn.Module, input_size: tuple[int, int], dynamic: bool
         module: the wrapper about to be exported (searched recursively).
         input_size: (height, width) the graph is traced at, multiples of 14.
         dynamic: True for a graph that must work at other sizes too.
+        exporter: ``torchscript`` or ``dynamo``.
 
     Yields:
         The number of modules patched. Originals are restored on exit, even on error.
+
+    Raises:
+        ExportError: a dynamic ViT graph with the dynamo exporter, which specialises the
+            shape-derived position scales to the export size (measured: a graph traced
+            at 140x182 kept its 10x13 table at 434x560).
     """
+    if dynamic and exporter == "dynamo" and any(is_dinov2_embeddings(m) for m in module.modules()):
+        raise ExportError(
+            "Dynamic-size ViT graphs need the TorchScript exporter: the dynamo exporter fixes the original "
+            "position-embedding scales to the export size. Use --exporter torchscript (the default), or drop --dynamic."
+        )
     saved: list[tuple[nn.Module, str, Any]] = []
 
     def patch(mod: nn.Module, name: str, fn: Any) -> None:
@@ -155,7 +145,7 @@ def export_patches(module: nn.Module, input_size: tuple[int, int], dynamic: bool
 
     try:
         for mod in module.modules():
-            if _is_vit_embeddings(mod):
+            if is_dinov2_embeddings(mod):
                 if dynamic:
                     patch(mod, "interpolate_pos_encoding", _dynamic_pos_encoding)
                 else:

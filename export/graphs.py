@@ -59,13 +59,16 @@ def graph_specs(
         running the encoders on the example image), batch 2 where the batch is dynamic
         (torch.export specialises a batch of 1).
     """
-    from tr2m_edge.export.onnx_export import GraphSpec
+    from tr2m_edge.export.onnx_export import ANTIALIAS_OPSET, MIN_OPSET, GraphSpec
+    from tr2m_edge.model.components import TextComponent
 
     cfg = model.cfg
     h, w = cfg.preprocess.input_size
     trace_frame = frame_size or default_frame_size((h, w))
     batch = 2 if dynamic else 1
     modules = model.components(frame_size, dynamic)
+    if model.text_encoder.precision != "fp32":  # traced in fp32, converted to fp16 by the bundle writer
+        modules["text_encoder"] = TextComponent(model.text_encoder.float32_copy())
     io = component_io(cfg, frame_size, dynamic)
     frame = example_frame(trace_frame)
     image = modules["preprocess"](frame).expand(batch, -1, -1, -1).contiguous()
@@ -83,6 +86,7 @@ def graph_specs(
         inputs, outputs = io[comp]
         axes = {t.name: t.dynamic_axes for t in (*inputs, *outputs) if t.dynamic_axes}
         vit = comp in ("depth", "image_encoder", "head")  # graphs traced at the network input size
+        antialias = comp == "preprocess" and cfg.preprocess.resize == "antialias"
         specs.append(GraphSpec(comp, modules[comp], args[comp], names(inputs), names(outputs), dynamic_axes=axes,
-                               input_size=(h, w) if vit else None))
+                               input_size=(h, w) if vit else None, min_opset=ANTIALIAS_OPSET if antialias else MIN_OPSET))
     return specs

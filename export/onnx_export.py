@@ -12,7 +12,9 @@ also exports 3-10x faster. The issue's earlier measurement agrees (DA-S at 518: 
 478 ms; the dynamo graph lowers attention to extra Where/IsNaN ops).
 
 Opset >= 17 keeps LayerNorm as one ``LayerNormalization`` op (the decomposed
-Pow/ReduceMean form overflows in FP16).
+Pow/ReduceMean form overflows in FP16). Antialiased resizing (``--resize antialias``)
+needs opset 18, where ``Resize`` gained its ``antialias`` attribute: a graph that holds
+one (the preprocess graph) is exported at ``max(opset, 18)`` (:attr:`GraphSpec.min_opset`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,27 @@ log = logging.getLogger(__name__)
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_EXPORTER = "torchscript"  # faster ONNX Runtime graphs, measured by export/compare.py
 MIN_OPSET = 17
+ANTIALIAS_OPSET = 18  # Resize's antialias attribute
+
+
+def _antialiased_bilinear(g, x, output_size, align_corners, scale_factors):  # type: ignore[no-untyped-def]
+    """ONNX for ``aten::_upsample_bilinear2d_aa`` (``F.interpolate(..., antialias=True)``), which
+    the TorchScript exporter lacks: ``Resize`` (linear, antialias=1, exclude_outside=1: PyTorch
+    renormalises the filter over in-bounds taps) to ``(N, C) + output_size``."""
+    from torch.onnx import symbolic_helper
+
+    if symbolic_helper._maybe_get_const(align_corners, "b"):
+        return symbolic_helper._unimplemented("_upsample_bilinear2d_aa", "align_corners=True")
+    shape = g.op("Shape", x)
+    batch_channels = g.op("Slice", shape, g.op("Constant", value_t=torch.tensor([0])),
+                          g.op("Constant", value_t=torch.tensor([2])))
+    size = g.op("Concat", batch_channels, g.op("Cast", output_size, to_i=7), axis_i=0)  # 7 = INT64
+    empty = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
+    return g.op("Resize", x, empty, empty, size, mode_s="linear", antialias_i=1, exclude_outside_i=1,
+                coordinate_transformation_mode_s="half_pixel")
+
+
+torch.onnx.register_custom_op_symbolic("aten::_upsample_bilinear2d_aa", _antialiased_bilinear, ANTIALIAS_OPSET)
 
 
 @dataclass
@@ -51,6 +74,7 @@ class GraphSpec:
         input_size: (h, w) network input size the graph is traced at; set for graphs
             holding a ViT, whose position embeddings and Depth Anything head
             :func:`export_patches` patches.
+        min_opset: the lowest opset the graph's ops need (18 for antialiased resizing).
     """
 
     component: str
@@ -60,6 +84,7 @@ class GraphSpec:
     output_names: tuple[str, ...]
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
     input_size: tuple[int, int] | None = None
+    min_opset: int = MIN_OPSET
 
 
 def check_exporter(name: str) -> str:
@@ -97,7 +122,7 @@ def export_graph(
     Args:
         spec: the module, example inputs and tensor names.
         path: output file.
-        opset: ONNX opset (>= 17).
+        opset: ONNX opset (>= 17); raised to ``spec.min_opset`` where the graph needs it.
         exporter: ``torchscript`` or ``dynamo``.
         dynamic: the network input size is dynamic: patch the encoders for it (otherwise
             their position embeddings are baked for ``spec.input_size``).
@@ -107,11 +132,11 @@ def export_graph(
     """
     path = Path(path)
     exporter = check_exporter(exporter)
-    opset = check_opset(opset)
+    opset = max(check_opset(opset), spec.min_opset)
     module = spec.module.eval()
     axes = spec.dynamic_axes
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _patches(spec, dynamic):
+        with torch.no_grad(), warnings.catch_warnings(), _patches(spec, dynamic, exporter):
             warnings.simplefilter("ignore")
             if exporter == "torchscript":
                 torch.onnx.export(
@@ -169,12 +194,12 @@ def _set_output_shapes(spec: GraphSpec, path: Path) -> None:
         onnx.save(model, str(path))
 
 
-def _patches(spec: GraphSpec, dynamic: bool):  # type: ignore[no-untyped-def]
+def _patches(spec: GraphSpec, dynamic: bool, exporter: str):  # type: ignore[no-untyped-def]
     import contextlib
 
     if spec.input_size is None:
         return contextlib.nullcontext(0)
-    return export_patches(spec.module, spec.input_size, dynamic)
+    return export_patches(spec.module, spec.input_size, dynamic, exporter)
 
 
 def _check_graph(spec: GraphSpec, path: Path) -> None:

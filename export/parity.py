@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from tr2m_edge.config import ModelConfig
-from tr2m_edge.contract import COMPONENTS
+from tr2m_edge.contract import CAPTION_COMPONENTS, COMPONENTS
 from tr2m_edge.model.tr2m import TR2M
 from tr2m_edge.parity import ParityReport
 from tr2m_edge.runtime.comparator import Reference, check_parity, record_reference
 from tr2m_edge.runtime.runners.base import Runner, activated
-from tr2m_edge.runtime.runners.onnxrt import OrtRunner
+from tr2m_edge.runtime.runners.onnxrt import CONV_FREE_DISABLED, OrtRunner
 from tr2m_edge.runtime.runners.torch_runner import TorchRunner, torch_components
 
 
@@ -53,7 +53,9 @@ def torch_reference(model: TR2M, frame: np.ndarray, token_ids: np.ndarray, *, re
 
 def onnx_runners(files: Mapping[str, Path], threads: int | None = None) -> dict[str, Runner]:
     """ONNX Runtime CPU runners (not yet activated) over component files."""
-    return {c: OrtRunner(p, providers=("cpu",), intra_op_threads=threads, name=c) for c, p in files.items()}
+    return {c: OrtRunner(p, providers=("cpu",), intra_op_threads=threads, name=c,
+                         disabled_optimizers=CONV_FREE_DISABLED if c in CAPTION_COMPONENTS else ())
+            for c, p in files.items()}
 
 
 def check_files(files: Mapping[str, Path], ref: Reference, cfg: ModelConfig, *, precision: str,

@@ -7,7 +7,7 @@ Public API (imported lazily, so ``import tr2m_edge.runtime`` stays light)::
     OrtRunner, TrtRunner, TorchRunner     backends behind one runner interface
     CameraSource, VideoSource, ImageSource, RtspSource, SyntheticSource, ArraySource
     DisplaySink, VideoSink, DepthFileSink, StatsSink
-    run_stream, run_bench, choose_backend
+    run_stream, run_bench, choose_backend, build_bundle (TensorRT engines on the target)
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ _EXPORTS = {
     "SyntheticSource": "sources", "ArraySource": "sources", "FrameSource": "sources", "make_source": "sources",
     "DisplaySink": "sinks", "VideoSink": "sinks", "DepthFileSink": "sinks", "StatsSink": "sinks", "Sink": "sinks",
     "run_stream": "run", "RunSummary": "run", "run_bench": "bench", "BenchReport": "bench",
-    "choose_backend": "backends", "BackendChoice": "backends",
+    "choose_backend": "backends", "BackendChoice": "backends", "resolve_device": "backends",
+    "build_bundle": "build", "BuildResult": "build",
 }
 
 __all__ = sorted(_EXPORTS)

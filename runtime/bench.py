@@ -32,6 +32,7 @@ from tr2m_edge.bundle import Bundle, open_bundle
 from tr2m_edge.errors import ConfigError
 from tr2m_edge.parity import depth_drift
 from tr2m_edge.runtime.pipeline import DepthPipeline, cpu_threads
+from tr2m_edge.runtime.plans import check_plan
 from tr2m_edge.runtime.results import percentiles
 from tr2m_edge.runtime.runners.base import Runner
 from tr2m_edge.runtime.sources import ArraySource, PacedSource
@@ -123,7 +124,7 @@ def measure(pipe: DepthPipeline, warm: list[np.ndarray], frames: list[np.ndarray
         warm: warm-up frames, run in ``mode`` (serially in latency mode: nothing to drop yet).
         frames: the measured frames.
         mode: ``serial``, ``throughput`` or ``latency``.
-        plan: the executor plan of the pipelined modes (``auto``, ``threads``, ``device``).
+        plan: the executor plan of the pipelined modes (``auto``, ``serial``, ``threads``, ``device``).
         pace_fps: feed the measured frames as a live camera at this rate (latency mode).
         keep_depths: return the depth maps (for the drift check).
 
@@ -176,10 +177,16 @@ def time_runners(runners: dict[str, Runner], feeds: dict[str, np.ndarray], repea
 def run_bench(
     bundle: str | Path | Bundle, *, backend: str = "auto", precision: str = "auto", frames: int = 30,
     warmup: int = 5, modes: tuple[str, ...] = ("serial", "serial-split", "throughput"), threads: int | None = None,
-    caption: str = DEFAULT_CAPTION, checkpoint: str | Path | None = None, reference: bool = True,
-    seed: int = 0, progress: Callable[[str], None] | None = None,
+    caption: str | None = None, checkpoint: str | Path | None = None, reference: bool = True,
+    seed: int = 0, progress: Callable[[str], None] | None = None, device_id: int | None = 0,
+    cache_captions: bool = True, plan: str = "auto",
 ) -> BenchReport:
     """Benchmark ``bundle`` on ``backend`` in each of ``modes`` (``serial``, ``serial-split``, ``throughput``).
+
+    ``caption`` defaults to the bundle's first cached caption, else :data:`DEFAULT_CAPTION`;
+    ``device_id`` and ``cache_captions`` are :meth:`DepthPipeline.from_bundle`'s; ``plan`` is
+    the executor plan of the pipelined modes (``auto | serial | threads | device``; each
+    result records the plan that ran).
 
     Raises:
         ConfigError: frames < 1 or an unknown mode.
@@ -190,6 +197,7 @@ def run_bench(
     unknown = [m for m in modes if m not in BENCH_MODES]
     if unknown or not modes:
         raise ConfigError(f"Unknown bench mode(s) {unknown or modes}. Available: {', '.join(BENCH_MODES)}.")
+    check_plan(plan)
     say = progress or (lambda msg: None)
     bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
     cfg = bundle.config
@@ -203,8 +211,10 @@ def run_bench(
     for label in modes:
         mode, split = BENCH_MODES[label]
         pipe = DepthPipeline.from_bundle(bundle, backend, precision=precision, threads=threads,
-                                         split_threads=split, checkpoint=checkpoint, verify=False)
+                                         split_threads=split, checkpoint=checkpoint, verify=False,
+                                         device_id=device_id, cache_captions=cache_captions)
         with pipe:
+            caption = caption or next(iter(pipe.cached_captions.values()), DEFAULT_CAPTION)
             pipe.set_scene(caption)
             if report is None:
                 report = BenchReport(
@@ -213,7 +223,7 @@ def run_bench(
                     input_size=tuple(cfg.preprocess.input_size), caption=caption,
                 )
             say(f"{label}: {warmup} warm-up + {frames} frames on {pipe.backend.name}")
-            result, depths = measure(pipe, warm, measured, mode)
+            result, depths = measure(pipe, warm, measured, mode, plan=plan)
             result.mode = label
             report.results.append(result)
             if mode == "throughput" or not outputs:
@@ -222,8 +232,8 @@ def run_bench(
         raise ConfigError("bench needs at least one mode.")
     if reference and outputs:
         say("fp32 reference on ort-cpu")
-        with DepthPipeline.from_bundle(bundle, "ort-cpu", precision="fp32", threads=threads,
-                                       split_threads=False, verify=False) as ref:
+        with DepthPipeline.from_bundle(bundle, "ort-cpu", precision="fp32", threads=threads, split_threads=False,
+                                       verify=False, cache_captions=cache_captions) as ref:
             ref.set_scene(caption)
             ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
         report.drift = depth_drift(ref_depths, outputs)

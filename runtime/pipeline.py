@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import numpy as np
 
 from tr2m_edge.bundle import Bundle, open_bundle
-from tr2m_edge.errors import BundleError, ConfigError, InputError
+from tr2m_edge.errors import BundleError, ConfigError, InputError, OutputError
+from tr2m_edge.fileio import user_cache_dir
 from tr2m_edge.runtime.backends import ORT_PROVIDERS, BackendChoice, choose_backend
 from tr2m_edge.contract import FRAME_COMPONENTS
 from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.frames import Frame, FrameConformer
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.runners.base import Runner
-from tr2m_edge.runtime.scene_bias import caption_cache
+from tr2m_edge.runtime.scene_bias import caption_biases
 from tr2m_edge.runtime.sources import ArraySource, FrameSource
 from tr2m_edge.runtime.stages import BiasFn, CaptionState, FrameStages
 
@@ -77,7 +78,8 @@ class DepthPipeline:
     def from_bundle(
         cls, path: str | Path | Bundle, backend: str = "auto", *, precision: str = "auto",
         threads: int | None = None, split_threads: bool = True, checkpoint: "str | Path | Checkpoint | None" = None,
-        device_id: int = 0, verify: bool = True, fp16: bool = False, cuda_graphs: bool = False,
+        device_id: int | None = 0, verify: bool = True, fp16: bool = False, cuda_graphs: bool = False,
+        cache_captions: bool = True,
     ) -> "DepthPipeline":
         """Open a bundle and build its runners on ``backend``.
 
@@ -89,7 +91,11 @@ class DepthPipeline:
             split_threads: give each concurrent session half the threads (pipelined modes)
                 instead of all of them (serial mode).
             checkpoint: head weights for the torch backend (bundles hold no PyTorch weights).
+            device_id: the CUDA device of GPU backends (``--device N``); None: the CPU only.
             fp16 / cuda_graphs: torch backend on CUDA only.
+            cache_captions: store new captions' biases in the user cache
+                (``$XDG_CACHE_HOME/tr2m-edge/scenes/``); False keeps them in memory. Nothing
+                is ever written into the bundle.
 
         Raises:
             BundleError: missing/tampered files, or engines built for another GPU/TensorRT.
@@ -98,20 +104,20 @@ class DepthPipeline:
         if precision not in PRECISIONS:
             raise ConfigError(f"Unknown precision '{precision}'. Available: {', '.join(PRECISIONS)}.")
         bundle = path if isinstance(path, Bundle) else open_bundle(path, verify=verify)
-        choice = choose_backend(backend, bundle.manifest, has_checkpoint=checkpoint is not None)
+        choice = choose_backend(backend, bundle.manifest, has_checkpoint=checkpoint is not None, device_id=device_id)
         log.info("backend %s: %s", choice.name, choice.reason)
         if choice.name == "torch":
             if checkpoint is None:
                 raise ConfigError("The torch backend needs a checkpoint (--checkpoint best.pt).")
             pipe = cls.from_checkpoint(checkpoint, frame_size=bundle.manifest.frame_size,
-                                       device="cuda" if choice.on_gpu else "cpu", fp16=fp16,
+                                       device=f"cuda:{device_id}" if choice.on_gpu else "cpu", fp16=fp16,
                                        cuda_graphs=cuda_graphs, expect=bundle.config)
             pipe.backend = choice
             pipe.bundle = bundle
             return pipe
-        runners = _bundle_runners(bundle, choice, precision, threads or cpu_threads(), split_threads, device_id)
+        runners = _bundle_runners(bundle, choice, precision, threads or cpu_threads(), split_threads, device_id or 0)
         stages = FrameStages(runners, bundle.config, bundle.manifest.frame_size, where=str(bundle.root))
-        bias_fn, names, frame_fn = _bundle_captions(bundle)
+        bias_fn, names, frame_fn = _bundle_captions(bundle, cache_captions)
         return cls(stages, bias_fn, choice, bundle=bundle, cached_captions=names, frame_bias_fn=frame_fn)
 
     @classmethod
@@ -208,8 +214,8 @@ class DepthPipeline:
                      plan: str = "auto") -> Executor:
         """A fresh executor over this pipeline's stages (kept as ``self.executor`` for stop/counters).
 
-        ``plan``: ``auto`` (GPU runners: ``device``; CPU runners: ``threads``), ``threads`` or
-        ``device``; see :mod:`tr2m_edge.runtime.executor`. The executor's ``plan`` says which ran.
+        ``plan``: ``auto`` (GPU runners: ``device``; CPU runners: ``threads``), ``serial``,
+        ``threads`` or ``device``; see :mod:`tr2m_edge.runtime.executor`. The executor's ``plan`` says which ran.
         """
         self.executor = Executor(self.stages, self.caption_state, mode=mode, queue_size=queue_size, keep_maps=maps,
                                  conformer=FrameConformer(self.frame_size), plan=plan)
@@ -292,10 +298,14 @@ def _ort_trt_options(bundle: Bundle, precision: str) -> dict[str, dict[str, Any]
     from tr2m_edge.runtime.runners.onnxrt import TENSORRT
 
     key = (bundle.manifest.hashes.get("head") or bundle.root.resolve().name)[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tr2m-edge" / "ort-trt" / key
-    cache.mkdir(parents=True, exist_ok=True)
-    return {TENSORRT: {"trt_fp16_enable": "False" if precision == "fp32" else "True",
-                       "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}}
+    options = {"trt_fp16_enable": "False" if precision == "fp32" else "True"}
+    try:
+        cache = user_cache_dir("ort-trt", key)
+        cache.mkdir(parents=True, exist_ok=True)
+    except (OSError, OutputError) as exc:  # a read-only home: build the engines per run instead
+        log.warning("No TensorRT engine cache (%s): ONNX Runtime rebuilds its engines every run.", exc)
+        return {TENSORRT: options}
+    return {TENSORRT: {**options, "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}}
 
 
 def _has_ort_cuda() -> bool:
@@ -304,8 +314,9 @@ def _has_ort_cuda() -> bool:
     return CUDA in available_providers()
 
 
-def _bundle_captions(bundle: Bundle) -> tuple[BiasFn, dict[str, str], BiasFn]:
-    """The bundle's caption -> bias function (cached on disk), its cached captions by entry name,
-    and the function for frame captions (read from the cache, never written to it)."""
-    cache = caption_cache(bundle)
-    return cache.get_or_add, cache.names(), cache.get_or_compute
+def _bundle_captions(bundle: Bundle, persist: bool) -> tuple[BiasFn, dict[str, str], BiasFn]:
+    """The bundle's caption -> bias function (the bundle's cache, then the user cache or memory),
+    its cached captions by entry name, and the function for frame captions (looked up in the
+    caches, computed when missing, never stored)."""
+    lookup = caption_biases(bundle, persist=persist)
+    return lookup.get_or_add, lookup.names(), lookup.get_or_compute

@@ -18,7 +18,8 @@ class MetricDepth:
         index: frame index in the stream.
         timestamp: capture time (seconds since the epoch).
         caption: scene caption whose bias produced this frame.
-        latency_ms: capture -> result, milliseconds.
+        latency_ms: capture -> result handed to the consumer, milliseconds.
+        captured_at: ``time.perf_counter()`` when the frame was captured (its age is now - this).
         stage_ms: per-stage compute time, milliseconds.
         nonfinite: NaN/inf values that were clamped in this frame.
         scale, shift: A and B (h, w) at network input size (when asked).
@@ -32,6 +33,7 @@ class MetricDepth:
     timestamp: float = 0.0
     caption: str = ""
     latency_ms: float = 0.0
+    captured_at: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)
     nonfinite: int = 0
     scale: np.ndarray | None = None

@@ -7,9 +7,10 @@ them); cheap checks come first (bundle manifest and hashes, sink options, openin
 source), so a wrong camera index or a headless ``--show`` fails in one line before any
 model loads. :func:`run_stream` streams a source through a pipeline into sinks.
 
-Ctrl-C (SIGINT) stops capturing and drains: every frame already captured is still
-processed and written, then every sink is closed (videos finalised, files complete). A
-second Ctrl-C aborts at once (sinks are still closed). The same happens at the end of
+Ctrl-C (SIGINT) or SIGTERM (systemd, docker, ROS shutdown) stops capturing and drains:
+every frame already captured is still processed and written, then every sink is closed
+(videos finalised, files complete); the command then exits 130 / 143, a complete run 0. A
+second signal aborts at once (sinks are still closed). The same happens at the end of
 the stream and when a sink asks to stop (the window's ``q`` key).
 """
 
@@ -29,13 +30,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from tr2m_edge.bundle import open_bundle
-from tr2m_edge.errors import InputError
+from tr2m_edge.errors import InputError, OutputError
+from tr2m_edge.runtime.backends import resolve_device
 from tr2m_edge.runtime.caption_input import CaptionFileWatcher, StdinCaptionReader
 from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.pipeline import DepthPipeline
+from tr2m_edge.runtime.plans import PLAN_HELP, check_plan
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sinks import DepthColouriser, DepthFileSink, DisplaySink, Sink, StatsSink, VideoSink
-from tr2m_edge.runtime.sources import FrameSource, make_source
+from tr2m_edge.runtime.sources import FrameSource, make_source, parse_camera_size
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class RunSummary:
 
     backend: str
     mode: str
+    plan: str = ""  # the executor plan that ran: serial, threads or device
     frames_read: int = 0
     frames_written: int = 0
     dropped: int = 0
@@ -54,6 +58,7 @@ class RunSummary:
     nonfinite_values: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    signal: str | None = None  # SIGINT / SIGTERM when a signal stopped the run (it drained first)
     captions: list[str] = field(default_factory=list)
 
     @property
@@ -65,6 +70,13 @@ class RunSummary:
         d["fps"] = round(self.fps, 3)
         return d
 
+    @property
+    def exit_code(self) -> int:
+        """0 for a complete run; 130 / 143 when SIGINT / SIGTERM stopped it (after draining)."""
+        if self.signal is not None:
+            return SIGNAL_EXIT[signal.Signals[self.signal]]
+        return 130 if self.interrupted else 0
+
     def describe(self) -> str:
         """The one-line summary ``run`` prints at the end."""
         extra = f", {self.dropped} dropped (latency mode)" if self.dropped else ""
@@ -72,63 +84,81 @@ class RunSummary:
         extra += f", {self.converted} converted" if self.converted else ""
         extra += f", {self.nonfinite_values} non-finite values clamped" if self.nonfinite_values else ""
         state = "interrupted: drained and closed" if self.interrupted else "done"
+        stop = f"; stopped by {self.signal}, exit status {self.exit_code}" if self.signal else ""
         return (f"{state}: {self.frames_read} frames read, {self.frames_written} written{extra} "
-                f"in {self.seconds:.1f} s ({self.fps:.1f} FPS, {self.backend}, {self.mode} mode)")
+                f"in {self.seconds:.1f} s ({self.fps:.1f} FPS, {self.backend}, {self.mode} mode"
+                f"{f', {self.plan} plan' if self.plan else ''}){stop}")
 
 
-class _SigintDrain:
-    """First SIGINT: drain (executor.stop); second: KeyboardInterrupt. Main thread only."""
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, as shells report it
 
-    def __init__(self, executor: Executor, on_first: Callable[[], None]) -> None:
+
+class _DrainOnSignal:
+    """First SIGINT or SIGTERM: drain (executor.stop); a second one: KeyboardInterrupt. Main thread only."""
+
+    def __init__(self, executor: Executor, on_first: Callable[[str], None]) -> None:
         self.executor = executor
         self.on_first = on_first
-        self.previous: Any = None
-        self.fired = False
+        self.previous: dict[int, Any] = {}
+        self.signum: int | None = None
 
-    def __enter__(self) -> "_SigintDrain":
+    @property
+    def fired(self) -> bool:
+        return self.signum is not None
+
+    def __enter__(self) -> "_DrainOnSignal":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in SIGNAL_EXIT:
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.fired:
             raise KeyboardInterrupt
-        self.fired = True
-        self.on_first()
+        self.signum = signum
+        self.on_first(signal.Signals(signum).name)
         self.executor.stop()
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
 
 
 def run_stream(
     pipeline: DepthPipeline, source: FrameSource, sinks: Sequence[Sink], *,
     mode: str | Mode = Mode.THROUGHPUT, max_frames: int | None = None, queue_size: int = 2,
     maps: bool = False, handle_sigint: bool = True, on_result: Callable[[MetricDepth], None] | None = None,
+    plan: str = "auto",
 ) -> RunSummary:
     """Run ``source`` through ``pipeline`` into ``sinks``; always closes the sinks.
 
     Args:
         mode: ``throughput`` (no drops, order kept), ``latency`` (newest frame wins) or ``serial``.
         max_frames: stop after reading this many frames.
-        handle_sigint: install the drain-on-Ctrl-C handler (main thread only).
+        handle_sigint: install the drain-on-SIGINT/SIGTERM handler (main thread only).
         on_result: called per result after the sinks (progress displays, tests).
+        plan: the executor plan (``auto``, ``serial``, ``threads``, ``device``); the one that ran is
+            :attr:`RunSummary.plan`.
     """
     if max_frames is not None:
         source.limit = max_frames
-    executor = pipeline.executor_for(mode, queue_size=queue_size, maps=maps)
-    summary = RunSummary(backend=pipeline.backend.name, mode=Mode.parse(mode).value)
+    executor = pipeline.executor_for(mode, queue_size=queue_size, maps=maps, plan=plan)
+    summary = RunSummary(backend=pipeline.backend.name, mode=Mode.parse(mode).value, plan=executor.plan)
     start = time.perf_counter()
-    drain = _SigintDrain(executor, lambda: log.warning("Ctrl-C: stopping capture and draining the pipeline "
-                                                        "(press Ctrl-C again to abort)"))
+    drain = _DrainOnSignal(executor, lambda name: log.warning("%s: stopping capture and draining the pipeline "
+                                                              "(send it again to abort)", name))
     captions: list[str] = []
     results = executor.run(source)
     try:
         with (drain if handle_sigint else _Nothing()):
             for result in results:
                 for sink in sinks:
-                    sink.write(result)
+                    try:
+                        sink.write(result)
+                    except OSError as exc:  # disk full, permissions, a removed folder: stop, keep what is written
+                        raise OutputError(
+                            f"Writing the {sink.name} output failed at frame {result.index} ({exc.strerror or exc}); "
+                            f"the {summary.frames_written} frame(s) written before it are complete.") from None
                 summary.frames_written += 1
                 if not captions or captions[-1] != result.caption:
                     captions.append(result.caption)
@@ -139,7 +169,12 @@ def run_stream(
         raise
     finally:
         results.close()  # stops and joins the pipeline threads if we left early
+        for sink in sinks:
+            if source.skipped:
+                sink.note_skipped(list(source.skipped))
         summary.interrupted = summary.interrupted or drain.fired
+        if drain.signum is not None:
+            summary.signal = signal.Signals(drain.signum).name
         errors = []
         for sink in sinks:
             try:
@@ -156,6 +191,10 @@ def run_stream(
         summary.captions = captions
         if errors and sys.exc_info()[0] is None:
             raise errors[0]
+    if summary.frames_written == 0 and source.skipped and not summary.interrupted:
+        first = source.skipped[0]
+        raise InputError(f"No frame could be used: {len(source.skipped)} input(s) skipped, e.g. {first['item']} "
+                         f"({first['reason']}).")
     return summary
 
 
@@ -173,6 +212,7 @@ def _opt(default: Any, help: str, *flags: str, **typer: Any) -> Any:
 
 
 BACKEND_HELP = "auto | trt | ort-trt | ort-cuda | ort-cpu | torch (auto picks the fastest available and says why)."
+DEVICE_HELP = "auto | cpu | GPU index N (or cuda:N): where GPU backends run (auto: GPU 0 when there is one)."
 
 
 @dataclass
@@ -182,27 +222,39 @@ class RunOptions:
     bundle: Path = _opt(Path("bundle"), "Bundle folder written by `tr2m-edge export` (env TR2M_EDGE_BUNDLE).",
                         "--bundle", "-b", envvar="TR2M_EDGE_BUNDLE")
     camera: int | None = _opt(None, "Camera index (OpenCV), e.g. 0.")
+    camera_size: str | None = _opt(None, "With --camera: requested frame size WIDTHxHEIGHT, e.g. 1280x720 (the camera "
+                                         "picks its nearest mode; a different one is reported).")
+    camera_fps: float | None = _opt(None, "With --camera: requested frame rate, e.g. 30.", min=0.1)
     video: Path | None = _opt(None, "Video file to read to the end.")
     images: str | None = _opt(None, "Image folder or glob, e.g. 'frames/*.png'.")
     rtsp: str | None = _opt(None, "Network stream URL (rtsp://, http://).")
+    source: str | None = _opt(None, "GStreamer pipeline ending in appsink (CSI cameras on a Jetson), e.g. "
+                                    "'nvarguscamerasrc ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! "
+                                    "video/x-raw,format=BGR ! appsink'; needs an OpenCV built with GStreamer.")
     synthetic: bool = _opt(False, "Stream procedural synthetic scenes (no camera needed).")
     text: str | None = _opt(None, "Scene caption, or the name of a cached scene.", "--text", "-t")
     scene_file: Path | None = _opt(None, "Text file whose first line is the caption; edits apply while running.")
     scene_stdin: bool = _opt(False, "Read new captions from stdin, one per line.")
+    no_cache: bool = _opt(False, "Keep new captions' scene biases in memory only (default: stored in "
+                                 "$XDG_CACHE_HOME/tr2m-edge/scenes/, never in the bundle).")
     backend: str = _opt("auto", BACKEND_HELP)
+    device: str = _opt("auto", DEVICE_HELP)
     precision: str = _opt("auto", "auto | fp32 | fp16 | int8 (auto: fp16 on GPUs, fp32 on CPUs).")
     checkpoint: Path | None = _opt(None, "Head checkpoint (best.pt) for --backend torch.")
     mode: str = _opt("auto", "auto | latency | throughput | serial (auto: latency for cameras/streams, "
                              "throughput for files).")
     show: bool = _opt(False, "Show a window with colourised metric depth (q: stop, n: next cached scene).")
     out: Path | None = _opt(None, "Write RGB | depth side by side to this video (.mp4/.avi).", "--out", "-o")
-    save_depth: Path | None = _opt(None, "Folder for 16-bit PNG depth (mm) and frames.jsonl.")
+    save_depth: Path | None = _opt(None, "Folder for 16-bit PNG depth (millimetres unless --png-scale) and frames.jsonl.")
     save_npy: bool = _opt(False, "With --save-depth: also write float32 .npy depth in metres.")
+    png_scale: float = _opt(1000.0, "With --save-depth: PNG units per metre (1000 = millimetres, up to 65.5 m; "
+                                    "100 = centimetres, up to 655 m); recorded in frames.jsonl.")
     stats: bool = _opt(False, "Print FPS, per-stage ms and drops every second.")
     frames: int | None = _opt(None, "Stop after this many frames.", "--frames", "-n", min=1)
     fps: float = _opt(0.0, "Frame rate of --out (default: the source's, else 30).")
     threads: int | None = _opt(None, "CPU threads for ONNX Runtime (default: all cores).", min=1)
     queue_size: int = _opt(2, "Frames each pipeline queue holds (throughput mode).", min=1)
+    plan: str = _opt("auto", PLAN_HELP)
     fp16: bool = _opt(False, "Torch backend on CUDA: run in half precision.")
     cuda_graphs: bool = _opt(False, "Torch backend on CUDA: replay captured CUDA graphs.")
     seed: int = _opt(0, "Seed of --synthetic scenes.")
@@ -238,7 +290,10 @@ class _Late:
 
 
 def _initial_caption(opts: RunOptions) -> str | None:
-    if opts.text:
+    if opts.text is not None:
+        if not opts.text.strip():
+            raise InputError("--text is empty; describe the scene, e.g. --text 'warehouse aisle' (or leave --text out "
+                             "to use the bundle's first cached caption).")
         return opts.text
     if opts.scene_file is not None:
         if not opts.scene_file.is_file():
@@ -270,8 +325,10 @@ def _colouriser(opts: RunOptions) -> DepthColouriser:
 def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSummary:
     """Set everything up from ``opts`` and run until the stream ends, Ctrl-C or ``q``."""
     console = console or Console(stderr=True, highlight=False)
+    check_plan(opts.plan)
     bundle = open_bundle(opts.bundle)
     caption = _initial_caption(opts)
+    device_id = resolve_device(opts.device)
     cfg = bundle.config
     size = tuple(bundle.manifest.frame_size or cfg.preprocess.input_size)
     late = _Late()
@@ -282,7 +339,7 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         if opts.out is not None:
             sinks.append(VideoSink(opts.out, fps=opts.fps or 30.0, colouriser=_colouriser(opts), scale=opts.panel_scale))
         if opts.save_depth is not None:
-            sinks.append(DepthFileSink(opts.save_depth, npy=opts.save_npy))
+            sinks.append(DepthFileSink(opts.save_depth, npy=opts.save_npy, png_scale=opts.png_scale))
         elif opts.save_npy:
             raise InputError("--save-npy needs --save-depth DIR (where to write the files).")
         if opts.stats or not sinks:
@@ -290,7 +347,9 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         for sink in sinks:
             stack.callback(sink.close)  # closed again only if run_stream never got them (close is idempotent)
         source = make_source(camera=opts.camera, video=opts.video, images=opts.images, rtsp=opts.rtsp,
-                             synthetic=opts.synthetic, synthetic_count=opts.frames, synthetic_size=size, seed=opts.seed)
+                             synthetic=opts.synthetic, synthetic_count=opts.frames, synthetic_size=size, seed=opts.seed,
+                             gstreamer=opts.source, camera_fps=opts.camera_fps,
+                             camera_size=parse_camera_size(opts.camera_size) if opts.camera_size else None)
         stack.callback(source.close)
         source.open()
         if opts.out is not None and not opts.fps and source.fps:
@@ -301,7 +360,7 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         pipeline = DepthPipeline.from_bundle(
             bundle, opts.backend, precision=opts.precision, threads=opts.threads,
             split_threads=mode is not Mode.SERIAL, checkpoint=opts.checkpoint, fp16=opts.fp16,
-            cuda_graphs=opts.cuda_graphs, verify=False,
+            cuda_graphs=opts.cuda_graphs, verify=False, device_id=device_id, cache_captions=not opts.no_cache,
         )
         stack.callback(pipeline.close)
         late.pipeline = pipeline
@@ -324,5 +383,5 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         for w in watchers:
             stack.callback(w.stop)
         summary = run_stream(pipeline, source, sinks, mode=mode, max_frames=opts.frames, queue_size=opts.queue_size,
-                             maps=opts.relative)
+                             maps=opts.relative, plan=opts.plan)
     return summary

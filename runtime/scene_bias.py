@@ -1,9 +1,11 @@
 """Caption -> scene bias on a bundle's own graphs, through the runtime's runners (no PyTorch).
 
-The numpy CLIP tokenizer, then ``text_encoder`` and ``scene_bias`` on ONNX Runtime's CPU
-provider (:func:`tr2m_edge.runtime.stages.caption_bias`: the same runner family and order
+The numpy CLIP tokenizer, then ``text_encoder`` (fp32, or the fp16 graph of a bundle
+exported with ``--text-fp16``) and ``scene_bias`` on ONNX Runtime's CPU provider (:func:`tr2m_edge.runtime.stages.caption_bias`: the same runner family and order
 the parity checks use). Both graphs' sha256 are checked against the manifest before they
-load. :func:`caption_cache` opens a bundle's caption cache with this as its compute step.
+load. :func:`caption_cache` opens a bundle's own caption cache (``scenes/``: ``export``, ``scenes
+add``) with this as its compute step; :func:`caption_biases` is the runtime's lookup, which
+reads that cache and stores new captions in the user cache or memory, never in the bundle.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from tr2m_edge.bundle import Bundle, open_bundle, verify_file
-from tr2m_edge.caption_cache import CaptionCache
+from tr2m_edge.caption_cache import CaptionCache, CaptionLookup
 from tr2m_edge.config import CONTEXT_LENGTH
 from tr2m_edge.contract import CAPTION_COMPONENTS
 from tr2m_edge.errors import BundleError
-from tr2m_edge.runtime.runners.onnxrt import OrtRunner
+from tr2m_edge.runtime.runners.onnxrt import CONV_FREE_DISABLED, OrtRunner
 from tr2m_edge.runtime.stages import caption_bias
 
 
@@ -43,10 +45,12 @@ class SceneBiasRunner:
 
     def _activate(self) -> dict[str, OrtRunner]:
         if not self.runners:
+            text_precision = self.bundle.manifest.model.text.precision  # fp16: the released code's CUDA embedding
             for comp in CAPTION_COMPONENTS:
-                path = verify_file(self.bundle, self.bundle.require(comp, "fp32", "onnx"))
-                self.runners[comp] = OrtRunner(path, providers=("cpu",), intra_op_threads=self.threads,
-                                               name=comp).activate()
+                precision = text_precision if comp == "text_encoder" else "fp32"
+                path = verify_file(self.bundle, self.bundle.require(comp, precision, "onnx"))
+                self.runners[comp] = OrtRunner(path, providers=("cpu",), intra_op_threads=self.threads, name=comp,
+                                               disabled_optimizers=CONV_FREE_DISABLED).activate()
         return self.runners
 
     def __call__(self, captions: list[str]) -> np.ndarray:
@@ -64,3 +68,14 @@ def caption_cache(bundle: Bundle | str | Path) -> CaptionCache:
     """A bundle's caption cache that computes missing captions with :class:`SceneBiasRunner`."""
     b = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
     return CaptionCache(b, compute=SceneBiasRunner(b))
+
+
+def caption_biases(bundle: Bundle | str | Path, persist: bool = True, threads: int | None = None) -> CaptionLookup:
+    """The runtime's caption -> bias lookup for a bundle (:class:`~tr2m_edge.caption_cache.CaptionLookup`).
+
+    Args:
+        persist: store new captions in the user cache (False: in memory only).
+        threads: ONNX Runtime threads of the text encoder (default: ONNX Runtime's).
+    """
+    b = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
+    return CaptionLookup(b, SceneBiasRunner(b, threads=threads), persist=persist)

@@ -8,6 +8,7 @@ checks compare real, unclipped depth maps. ``fp16_bundle`` is exported from it o
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,40 @@ CAPTION = "warehouse aisle"  # the caption fp16_bundle pre-caches
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _hub_mode(monkeypatch):
+    """``--offline`` (run in process by CLI tests) switches the whole process offline: every test
+    gets the hub settings back as they were."""
+    import os
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"):
+        if var in os.environ:
+            monkeypatch.setenv(var, os.environ[var])
+        else:
+            monkeypatch.delenv(var, raising=False)
+    try:
+        import huggingface_hub.constants as constants
+
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory):
+    """The tests' user cache (new captions, ONNX Runtime TensorRT engines) in a temp folder, never ~/.cache.
+
+    Set in the environment, so subprocesses (CLI runs) inherit it.
+    """
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +108,31 @@ def run_blocked():
         return out.stdout
 
     return run
+
+
+@pytest.fixture(scope="session")
+def original_position_table():
+    """The original DINOv2 position interpolation written out from its definition (not the
+    project's code): ``f(table (1, 1 + 37*37, C), H, W) -> (1, 1 + (H/14)(W/14), C)``."""
+    import torch.nn.functional as F
+
+    def interpolate(table: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        side = 37
+        grid = table[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+        out = F.interpolate(grid, scale_factor=((h / 14 + 0.1) / side, (w / 14 + 0.1) / side), mode="bicubic",
+                            align_corners=False, antialias=False)
+        return torch.cat((table[:, :1], out.permute(0, 2, 3, 1).reshape(1, -1, table.shape[-1])), dim=1)
+
+    return interpolate
+
+
+@pytest.fixture()
+def trt_device():
+    """This machine's GPU + TensorRT (:func:`tr2m_edge.system.engine_target`); skips the test without them."""
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
+    from tr2m_edge.system import engine_target
+
+    device = engine_target()
+    if device is None:
+        pytest.skip("no CUDA GPU visible")
+    return device

@@ -9,6 +9,10 @@ still a dependency), including ``TYPE_CHECKING`` blocks::
     calib ──> runtime (frame sources)           train imports neither runtime, export, calib nor demo
 
 and no two files import each other, directly or through others (no import circles).
+
+The package's own ``tr2m_edge/__init__.py`` is the facade (``from tr2m_edge import
+DepthPipeline``): it may import the runtime's API, inside functions only, so that
+``import tr2m_edge`` imports no layer; core and train may not import it.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ TORCH_MODULES = {"runners/torch_runner.py", "plans/torch_frame.py"}  # imported 
 
 # layer -> the layers it must never import
 FORBIDDEN = {
-    "core": {"cli", "train", "export", "runtime", "calib", "demo"},
+    "core": {"cli", "train", "export", "runtime", "calib", "demo", "facade"},
+    "facade": {"cli", "train", "export", "calib", "demo"},
     "runtime": {"cli", "train", "export", "calib", "demo"},
-    "train": {"cli", "runtime", "export", "calib", "demo"},
+    "train": {"cli", "runtime", "export", "calib", "demo", "facade"},
     "export": {"cli", "train", "calib", "demo"},
     "calib": {"cli", "train", "export", "demo"},
     "demo": {"cli", "calib"},
@@ -53,6 +58,8 @@ FILES = source_files()
 
 
 def layer_of(module: str) -> str:
+    if module == "tr2m_edge":  # the package __init__: the lazy API facade
+        return "facade"
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in LAYER_DIRS:
         return parts[1]
@@ -144,3 +151,11 @@ def test_torch_is_imported_at_module_level_only_by_the_torch_runner_and_its_plan
             assert heavy, rel
         else:
             assert not heavy, f"{rel} imports {heavy} at module level"
+
+
+def test_the_facade_imports_the_runtime_only_when_an_attribute_is_asked_for():
+    path = FILES["tr2m_edge"]
+    lazy = [n for n in imported_modules(path) if n.startswith("tr2m_edge.") and layer_of(n) != "core"]
+    top = [n for n in imported_modules(path, top_level_only=True) if n.startswith("tr2m_edge.") and layer_of(n) != "core"]
+    assert lazy and all(layer_of(n) == "runtime" for n in lazy), lazy
+    assert not top, f"tr2m_edge/__init__.py imports {top} at module level"

@@ -10,8 +10,10 @@
       head.onnx            F_I, D_r, scene_bias -> metric depth at frame size (+ A, B)
       text_encoder.onnx    token ids -> text embedding
       scene_bias.onnx      text embedding -> per-scene bias
-      *.fp16.onnx, *.int8.onnx, *.engine   optional variants
-      scenes/              per-caption bias cache
+      *.fp16.onnx, *.int8.onnx, *.engine   optional variants (engines: ``tr2m-edge build`` on the target)
+      tokenizer/           the CLIP BPE vocabulary
+      check.npz            the export's parity inputs (frame, caption ids): ``build`` checks engines on them
+      scenes/              per-caption bias cache (``export --scene``, ``scenes add``)
 
 Every file is listed in the manifest with its sha256; :func:`open_bundle` verifies them
 all and refuses a tampered, missing or foreign file by name.
@@ -23,18 +25,19 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tr2m_edge.config import ModelConfig
+from tr2m_edge.config import ModelConfig, check_frame_size
 from tr2m_edge.contract import TensorSpec
 from tr2m_edge.errors import BundleError, ConfigError
 from tr2m_edge.fileio import check_header, write_json_atomic
+from tr2m_edge.schema import build
 from tr2m_edge.system import EngineTarget
 
 log = logging.getLogger(__name__)
 BUNDLE_FORMAT = "tr2m-edge/bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: the manifest carries its own digest
 MANIFEST = "manifest.json"
 COMPONENTS = ("preprocess", "depth", "image_encoder", "head", "text_encoder", "scene_bias")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -52,14 +55,11 @@ class ComponentFile:
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ComponentFile":
-        return cls(
-            component=str(d["component"]), file=str(d["file"]), sha256=str(d["sha256"]),
-            precision=str(d["precision"]), format=str(d.get("format", "onnx")),
-            inputs=tuple(TensorSpec.from_dict(t) for t in d.get("inputs", ())),
-            outputs=tuple(TensorSpec.from_dict(t) for t in d.get("outputs", ())),
-        )
+    def __post_init__(self) -> None:
+        parts = PurePosixPath(self.file).parts
+        if not parts or self.file.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise BundleError(f"The manifest names the file '{self.file}', which is not a path inside the bundle; "
+                              "refusing to read it. Re-export the bundle.")
 
 
 @dataclass
@@ -78,6 +78,14 @@ class Manifest:
     parity: dict[str, Any] = field(default_factory=dict)
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_VERSION
+    digest: str = ""  # sha256 of the manifest's canonical form without this field (manifest_digest)
+
+    def __post_init__(self) -> None:
+        if self.frame_size is not None:
+            try:
+                self.frame_size = check_frame_size(self.frame_size)
+            except ConfigError as exc:
+                raise BundleError(f"The manifest's frame_size is invalid: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -86,20 +94,20 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "manifest.json") -> "Manifest":
-        check_header(d, BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, where, "tr2m-edge bundle manifest",
-                     upgrade="Upgrade tr2m-edge or re-export the bundle.")
+        """Read a manifest: format checked, every field type-checked, the digest verified (format >= 2)."""
+        version = check_header(d, BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, where, "tr2m-edge bundle manifest",
+                               upgrade="Upgrade tr2m-edge or re-export the bundle.")
+        if version >= 2:
+            want = manifest_digest(d)
+            if d.get("digest") != want:
+                raise BundleError(f"{where} does not match its own digest: it was edited or corrupted after export. "
+                                  "Re-export the bundle (or restore the manifest).")
+        elif "digest" not in d:
+            log.warning("%s (bundle format %d) carries no digest of its own: re-export it to protect it.", where, version)
         try:
-            model = ModelConfig.from_dict(d["model"])
-            files = [ComponentFile.from_dict(f) for f in d["files"]]
-        except (KeyError, TypeError, ConfigError) as exc:
-            raise BundleError(f"{where} is malformed ({exc}). Re-export the bundle.") from None
-        fs = d.get("frame_size")
-        return cls(
-            model=model, files=files, frame_size=tuple(fs) if fs else None, dynamic=bool(d.get("dynamic", False)),
-            exporter=dict(d.get("exporter", {})), tokenizer=dict(d.get("tokenizer", {})),
-            hashes=dict(d.get("hashes", {})), tensorrt=d.get("tensorrt"), tools=dict(d.get("tools", {})),
-            parity=dict(d.get("parity", {})), format=d["format"], format_version=int(d["format_version"]),
-        )
+            return build(cls, d, where, BundleError, labels={cls: "manifest", ComponentFile: "file entry"})
+        except BundleError as exc:
+            raise BundleError(f"{exc} Re-export the bundle.") from None
 
     def find(self, component: str, precision: str = "fp32", fmt: str = "onnx") -> ComponentFile | None:
         for f in self.files:
@@ -111,10 +119,19 @@ class Manifest:
         return sorted({f.component for f in self.files})
 
 
+def manifest_digest(data: dict[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON (sorted keys, no spaces), its ``digest`` field left out."""
+    body = {k: v for k, v in data.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write_manifest(root: str | Path, manifest: Manifest) -> Path:
-    """Write ``root/manifest.json`` atomically: the one place a manifest is written."""
+    """Write ``root/manifest.json`` atomically with its digest: the one place a manifest is written."""
+    manifest.format_version = BUNDLE_VERSION
+    data = manifest.to_dict()
+    data["digest"] = manifest.digest = manifest_digest(data)
     path = Path(root) / MANIFEST
-    write_json_atomic(path, manifest.to_dict())
+    write_json_atomic(path, data)
     return path
 
 
@@ -166,7 +183,8 @@ class Bundle:
         if entry is None:
             have = ", ".join(sorted(f"{f.component}/{f.precision}/{f.format}" for f in self.manifest.files))
             how = ("Calibrate INT8 graphs into it with `tr2m-edge calib BUNDLE --images DIR`" if precision == "int8"
-                   else "Re-export with the option that produces it (e.g. --fp16 or --trt)")
+                   else "Build TensorRT engines on the target with `tr2m-edge build BUNDLE`" if fmt == "engine"
+                   else "Re-export with the option that produces it (e.g. --fp16)")
             raise BundleError(f"Bundle {self.root} has no {precision} {fmt} file for '{component}'. It has: {have}. {how}.")
         return entry
 
@@ -209,9 +227,52 @@ def verify_file(bundle: Bundle, entry: ComponentFile) -> Path:
     return p
 
 
+# --------------------------------------------------------------- parity inputs
+
+CHECK_FILE = "check.npz"  # what export checked parity on, so `build` can check engines on it without PyTorch
+CHECK_CAPTION = "a photo of a warehouse aisle"
+
+
+def write_check_inputs(root: Path, frame: Any, token_ids: Any, caption: str) -> ComponentFile:
+    """Write ``root/check.npz`` (the parity frame, (H, W, 3) uint8; its caption's (1, 77) int64
+    token ids; the caption) and return its manifest entry."""
+    import io
+
+    import numpy as np
+
+    from tr2m_edge.fileio import write_bytes_atomic
+
+    buf = io.BytesIO()
+    np.savez(buf, frame=np.asarray(frame, dtype=np.uint8), token_ids=np.asarray(token_ids, dtype=np.int64),
+             caption=np.array(caption))
+    write_bytes_atomic(Path(root) / CHECK_FILE, buf.getvalue())
+    return ComponentFile(component="check", file=CHECK_FILE, sha256=sha256_file(Path(root) / CHECK_FILE),
+                         precision="none", format="npz")
+
+
+def read_check_inputs(bundle: Bundle) -> tuple[Any, Any, str] | None:
+    """The bundle's parity inputs (frame, token ids, caption), hash-checked; None when it has none
+    (exported before tr2m-edge wrote them)."""
+    import numpy as np
+
+    entry = bundle.manifest.find("check", "none", "npz")
+    if entry is None:
+        return None
+    path = verify_file(bundle, entry)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            frame, ids, caption = data["frame"], data["token_ids"], str(data["caption"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise BundleError(f"{path} is not a parity-input file ({exc}). Re-export the bundle.") from None
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or ids.dtype != np.int64 or ids.ndim != 2:
+        raise BundleError(f"{path} holds a {frame.dtype} {frame.shape} frame and {ids.dtype} {ids.shape} token ids; "
+                          "expected (H, W, 3) uint8 and (1, 77) int64. Re-export the bundle.")
+    return frame, ids, caption
+
+
 # --------------------------------------------------------------- TensorRT engines
 
-REBUILD_ENGINES = "rebuild with `tr2m-edge export ... --trt` on this device (the ONNX files stay usable)"
+REBUILD_ENGINES = "rebuild with `tr2m-edge build BUNDLE` on this device (the ONNX files stay usable)"
 
 
 def _cc_text(value: Any) -> str:
@@ -233,7 +294,7 @@ def check_engine_target(info: dict[str, Any] | None, here: EngineTarget | None) 
     """
     if not info:
         raise BundleError("The bundle has no TensorRT engines (no 'tensorrt' entry in its manifest). Build them "
-                          "on this machine with `tr2m-edge export --trt`, or use an ONNX Runtime backend.")
+                          "on this machine with `tr2m-edge build BUNDLE`, or use an ONNX Runtime backend.")
     built = EngineTarget(str(info.get("gpu", "?")), _cc_text(info.get("compute_capability", "?")),
                          str(info.get("version", "?")))
     if here is None:

@@ -13,6 +13,14 @@ Each entry is two files, for an entry named ``<slug>-<key[:10]>``:
 * ``<name>.json``: caption, normalised caption, key, the text-encoder and head hashes it
   was computed with, the ``.npy`` file's name and sha256, shape and creation time.
 
+Two places hold entries, in this one format: the bundle's own ``scenes/`` (written only by
+``export`` and ``scenes add``: the captions that travel with the bundle) and the user cache
+``$XDG_CACHE_HOME/tr2m-edge/scenes/<hashes>/`` (:func:`user_scenes_dir`), where the runtime
+(``run``, ``bench``, ``set_scene``) stores captions it computes, so that a read-only bundle
+(a container image, a flashed device) works and no run ever writes into a bundle.
+:class:`CaptionLookup` reads both, in that order, and keeps biases in memory too
+(``--no-cache``: memory only).
+
 The key is sha256(normalised caption + text-encoder hash + head hash), so a bias is never
 reused with other weights. Both files are written atomically (temp file + fsync +
 rename), the ``.npy`` first and under a new name: the ``.json`` is the commit record and
@@ -36,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from tr2m_edge.bundle import Bundle, open_bundle
-from tr2m_edge.errors import BundleError, InputError
+from tr2m_edge.errors import BundleError, InputError, OutputError
 from tr2m_edge.fileio import write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -112,11 +120,13 @@ class CaptionCache:
             without re-hashing every graph; the graphs used are checked when loaded).
         compute: captions -> (B, C) float32 scene biases, for captions not cached yet
             (:func:`tr2m_edge.runtime.scene_bias.caption_cache` passes the bundle's own graphs).
+        root: the folder the entries live in: the bundle's ``scenes/`` (default) or the
+            user cache (:func:`user_scenes_dir`); the same format in both.
     """
 
-    def __init__(self, bundle: Bundle | str | Path, compute: BiasFn | None = None) -> None:
+    def __init__(self, bundle: Bundle | str | Path, compute: BiasFn | None = None, root: Path | None = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
-        self.root = self.bundle.root / SCENES_DIR
+        self.root = Path(root) if root is not None else self.bundle.root / SCENES_DIR
         hashes = self.bundle.manifest.hashes
         missing = [k for k in ("text_encoder", "head") if not hashes.get(k)]
         if missing:
@@ -196,7 +206,7 @@ class CaptionCache:
         bias = np.ascontiguousarray(np.asarray(bias, dtype=np.float32).reshape(1, -1))
         name, meta = self._paths(caption)
         try:
-            self.root.mkdir(exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)  # the user cache's parents may not exist yet
             self._sweep()
             buf = io.BytesIO()
             np.save(buf, bias, allow_pickle=False)
@@ -223,12 +233,10 @@ class CaptionCache:
         log.info("cached scene '%s' as %s", normalised, name)
         return entry
 
-    def get_or_add(self, caption: str, store: bool = True) -> np.ndarray:
+    def get_or_add(self, caption: str) -> np.ndarray:
         """The (1, C) float32 bias of ``caption``, computed and cached on first use.
 
-        A corrupt cached entry is logged (by file name) and recomputed. ``store=False``
-        computes a missing bias without adding it (captions that come with every frame,
-        such as synthetic scenes': one text-encoder call per run, not an entry each).
+        A corrupt cached entry is logged (by file name) and recomputed.
         """
         try:
             bias = self.get(caption)
@@ -237,14 +245,9 @@ class CaptionCache:
             bias = None
         if bias is None:
             bias = self.compute([caption])
-            if store:
-                self.add(caption, bias)
+            self.add(caption, bias)
             bias = np.ascontiguousarray(bias.reshape(1, -1), dtype=np.float32)
         return bias
-
-    def get_or_compute(self, caption: str) -> np.ndarray:
-        """:meth:`get_or_add` without storing a computed bias."""
-        return self.get_or_add(caption, store=False)
 
     def list(self) -> list[CacheEntry]:
         """All committed entries (orphan .npy and temp files are ignored), sorted by caption."""
@@ -257,6 +260,16 @@ class CaptionCache:
             except BundleError as exc:
                 log.warning("%s", exc)
         return sorted(entries, key=lambda e: (e.normalised, e.name))
+
+    def verify(self) -> list[CacheEntry]:
+        """Check every entry's record and bias file (sha256); BundleError naming the first bad one."""
+        entries = []
+        if self.root.is_dir():
+            for meta in sorted(self.root.glob("*.json")):
+                entry = self._read(meta)
+                self._load(entry)
+                entries.append(entry)
+        return entries
 
     def names(self) -> dict[str, str]:
         """Entry name -> caption of the current entries (lets a user type a listed name)."""
@@ -311,3 +324,100 @@ class CaptionCache:
                     path.unlink()
             except OSError:
                 pass
+
+
+def user_scenes_dir(bundle: Bundle) -> Path:
+    """The user cache folder of a bundle's captions: ``$XDG_CACHE_HOME/tr2m-edge/scenes/<te>-<head>/``
+    (default ``~/.cache``), named by the bundle's text-encoder and head hashes (16 hex digits
+    each), so every copy of a bundle, and every bundle with the same weights, shares it."""
+    from tr2m_edge.fileio import user_cache_dir
+
+    hashes = bundle.manifest.hashes
+    key = f"{str(hashes.get('text_encoder', ''))[:16]}-{str(hashes.get('head', ''))[:16]}"
+    return user_cache_dir(SCENES_DIR, key)
+
+
+class CaptionLookup:
+    """Caption -> (1, C) scene bias for the runtime; never writes into the bundle.
+
+    Looks in memory, then the bundle's ``scenes/`` (read only), then the user cache; a
+    caption found nowhere is computed once and stored in the user cache (``persist``) or
+    only in memory. When the user cache cannot be written (read-only home, no home), the
+    bias stays in memory and a warning says so once.
+
+    Args:
+        bundle: the opened bundle.
+        compute: captions -> (B, C) float32 biases (the bundle's own graphs).
+        persist: store new captions in the user cache (False: memory only, ``--no-cache``).
+    """
+
+    def __init__(self, bundle: Bundle, compute: BiasFn, persist: bool = True) -> None:
+        self.bundle_cache = CaptionCache(bundle)
+        self.user_cache: CaptionCache | None = None
+        if persist:
+            try:
+                self.user_cache = CaptionCache(bundle, compute, root=user_scenes_dir(bundle))
+            except OutputError as exc:
+                log.warning("%s New captions are kept in memory only.", exc)
+        self._compute = compute
+        self.memory: dict[str, np.ndarray] = {}
+
+    def caches(self) -> list[CaptionCache]:
+        """The on-disk caches read, in order: the bundle's, then the user cache."""
+        return [self.bundle_cache] + ([self.user_cache] if self.user_cache is not None else [])
+
+    def get(self, caption: str) -> np.ndarray | None:
+        """The bias of ``caption`` from memory or a cache (None when nowhere); a corrupt entry is logged and skipped."""
+        key = normalise_caption(caption)
+        if key in self.memory:
+            return self.memory[key]
+        for cache in self.caches():
+            try:
+                bias = cache.get(caption)
+            except BundleError as exc:
+                log.warning("%s Recomputing it.", exc)
+                continue
+            if bias is not None:
+                self.memory[key] = bias
+                return bias
+        return None
+
+    def get_or_add(self, caption: str) -> np.ndarray:
+        """The (1, C) float32 bias of ``caption``, computed on first use and cached (user cache or memory)."""
+        bias = self.get(caption)
+        if bias is not None:
+            return bias
+        bias = np.ascontiguousarray(np.asarray(self._compute([caption]), dtype=np.float32).reshape(1, -1))
+        if self.user_cache is not None:
+            try:
+                self.user_cache.add(caption, bias)
+            except BundleError as exc:
+                log.warning("%s New captions are kept in memory only.", exc)
+                self.user_cache = None
+        self.memory[normalise_caption(caption)] = bias
+        return bias
+
+    def get_or_compute(self, caption: str) -> np.ndarray:
+        """The (1, C) float32 bias of ``caption`` from memory or a cache, else computed and not stored.
+
+        For captions that come with every frame (synthetic scenes'): the caller keeps its own
+        bounded cache (:class:`~tr2m_edge.runtime.stages.CaptionState`), no entry is written.
+        """
+        bias = self.get(caption)
+        if bias is not None:
+            return bias
+        return np.ascontiguousarray(np.asarray(self._compute([caption]), dtype=np.float32).reshape(1, -1))
+
+    def names(self) -> dict[str, str]:
+        """Entry name -> caption of the current entries: the bundle's first, then the user cache's."""
+        names: dict[str, str] = {}
+        for cache in self.caches():
+            for name, caption in cache.names().items():
+                names.setdefault(name, caption)
+        return names
+
+    def close(self) -> None:
+        """Release what the compute function holds (its sessions)."""
+        close = getattr(self._compute, "close", None)
+        if callable(close):
+            close()

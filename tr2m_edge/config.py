@@ -16,42 +16,59 @@ from pathlib import Path
 from typing import Any
 
 from tr2m_edge.errors import ConfigError
+from tr2m_edge.schema import build
 
 PATCH_SIZE = 14  # ViT patch size of every encoder: input sizes are multiples of it
 CONTEXT_LENGTH = 77  # CLIP text context (tokens per caption)
+MAX_INPUT_SIDE = 4032  # largest network input side (288 patches; KITTI's 350x1204 fits); memory grows with its square
+OUTPUT_STRIDES = (1, 2, 4, 8)  # resolutions of the head's decoder: 1/stride of the network input
+MAX_FRAME_SIDE = 8192  # largest camera frame side (8K); larger frames are refused before any allocation
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ENCODER_FAMILIES = ("depth_anything", "dinov2", "open_clip", "hf_clip")
+TEXT_FAMILIES = ("open_clip", "hf_clip")
+TEXT_PRECISIONS = ("fp32", "fp16")
+RESIZE_MODES = ("bilinear", "antialias")
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
     """A frozen encoder: where its weights come from, or the sizes of a random one.
 
-    With ``source`` set, weights load from a local directory/file or a hub id; with
-    ``source=None`` the same model class is built from the sizes below with random
-    weights (tests, offline demo).
+    With ``source`` set, weights load from a local directory (``save_pretrained``), a
+    weight file or a hub id (open_clip: ``source`` is the model name, ``pretrained`` the tag
+    or weight file); with neither, the same model class is built from the sizes below with
+    random weights (tests, offline demo). Sizes also give the architecture of a bare
+    weight file (no ``config.json`` beside it; open_clip: ``source=None`` + ``pretrained``).
     """
 
     family: str  # depth_anything | dinov2 | open_clip | hf_clip
-    source: str | None = None  # hub id or local path (open_clip: model name, e.g. ViT-L-14)
+    source: str | None = None  # hub id or local path (open_clip: model name, e.g. ViT-L-14-quickgelu)
     pretrained: str | None = None  # open_clip only: pretrained tag or weight-file path
     hidden_size: int = 0  # random build: transformer width
     num_layers: int = 0  # random build: transformer depth
     num_heads: int = 0  # random build: attention heads
     embed_dim: int = 0  # text encoders: size of the output embedding (after projection)
     seed: int = 0  # random build: weight seed (the same spec always gives the same weights)
+    precision: str = "fp32"  # text encoders: fp32, or fp16 as the released code runs CLIP on CUDA
 
     def __post_init__(self) -> None:
         if self.family not in ENCODER_FAMILIES:
             raise ConfigError(
                 f"Unknown encoder family '{self.family}'. Available: {', '.join(ENCODER_FAMILIES)}."
             )
+        if self.precision not in TEXT_PRECISIONS or (self.precision != "fp32" and self.family not in TEXT_FAMILIES):
+            raise ConfigError(
+                f"Encoder precision '{self.precision}' is not available for '{self.family}': text encoders take "
+                f"{' or '.join(TEXT_PRECISIONS)}, the image and depth encoders fp32 (export --fp16 makes their fp16 graphs)."
+            )
         if self.source is None and min(self.hidden_size, self.num_layers, self.num_heads) <= 0:
             raise ConfigError(
                 f"Encoder '{self.family}' has no source, so it needs hidden_size, num_layers "
                 "and num_heads > 0 to be built with random weights."
             )
+        if self.pretrained is not None and self.family != "open_clip":
+            raise ConfigError(f"'pretrained' is for open_clip text encoders; give the {self.family} weights as 'source'.")
         if self.family == "depth_anything" and self.source is None and self.num_layers < 4:
             raise ConfigError(
                 "A random Depth Anything encoder needs num_layers >= 4 (its DPT neck reads "
@@ -61,7 +78,15 @@ class EncoderSpec:
     @property
     def is_random(self) -> bool:
         """True when this encoder is built from sizes with random weights."""
-        return self.source is None
+        return self.source is None and self.pretrained is None
+
+    def describe(self) -> str:
+        """Where this encoder's weights come from, in words (``info``, ``import-official``)."""
+        if self.is_random:
+            return f"random {self.hidden_size}-wide x {self.num_layers} (tests)"
+        if self.family == "open_clip":
+            return f"open_clip {self.source or '(sizes)'}:{self.pretrained or 'random'}"
+        return str(self.source)
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,7 @@ class HeadConfig:
     out_hidden: int = 32  # per-head 3x3 conv before the final 1x1
     coef_scale: float = 0.01  # A = coef_scale * exp(scale_out)
     coef_shift: float = 0.01  # B = coef_shift * exp(shift_out)
+    output_stride: int = 1  # A and B computed at 1/stride of the input (1: full, as released; 2, 4, 8), then upsampled
 
     def __post_init__(self) -> None:
         if self.in_channels % self.num_heads:
@@ -85,15 +111,30 @@ class HeadConfig:
                 f"head.in_channels ({self.in_channels}) must be divisible by head.num_heads "
                 f"({self.num_heads})."
             )
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"head.output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}; "
+                              f"got {self.output_stride}.")
+        for name in ("in_channels", "num_heads", "mlp_ratio", "text_dim", "project_channels", "decoder_channels",
+                     "mid_channels", "out_hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"head.{name} must be >= 1; got {getattr(self, name)}.")
 
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """How a frame becomes the network input: resize (bilinear, align_corners) + normalise."""
+    """How a frame becomes the network input: resize + normalise.
+
+    ``resize``: ``bilinear`` is bilinear with align_corners=True and no antialiasing, as the
+    released evaluation scripts resize (the default, for parity with the paper's numbers);
+    ``antialias`` is antialiased bilinear (half-pixel centres, the filter widened by the
+    downscale factor), as the released demo resizes camera images (PIL through
+    torchvision): for frames much larger than the network input.
+    """
 
     input_size: tuple[int, int] = (434, 560)  # (height, width), multiples of 14
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    resize: str = "bilinear"  # bilinear (align_corners, eval scripts) | antialias (the released demo)
 
     def __post_init__(self) -> None:
         size = tuple(int(v) for v in self.input_size)
@@ -103,6 +144,8 @@ class PreprocessConfig:
         check_input_size(size)
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ConfigError(f"mean/std need 3 values with std > 0; got {self.mean} / {self.std}.")
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"Unknown resize '{self.resize}'. Available: {', '.join(RESIZE_MODES)}.")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -128,7 +171,7 @@ class ModelConfig:
             raise ConfigError(f"depth encoder must be 'depth_anything'; got '{self.depth.family}'.")
         if self.image is not None and self.image.family != "dinov2":
             raise ConfigError(f"image encoder must be 'dinov2' or shared; got '{self.image.family}'.")
-        if self.text.family not in ("open_clip", "hf_clip"):
+        if self.text.family not in TEXT_FAMILIES:
             raise ConfigError(f"text encoder must be 'open_clip' or 'hf_clip'; got '{self.text.family}'.")
         if not 0 < self.min_depth < self.max_depth:
             raise ConfigError(
@@ -159,24 +202,9 @@ class ModelConfig:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        """Rebuild from :meth:`to_dict` output; unknown or missing keys raise ConfigError."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"A model config must be a JSON object; got {type(data).__name__}.")
-        d = dict(data)
-        try:
-            d["depth"] = _build(EncoderSpec, d["depth"])
-            d["image"] = None if d.get("image") is None else _build(EncoderSpec, d["image"])
-            d["text"] = _build(EncoderSpec, d["text"])
-            d["head"] = _build(HeadConfig, d.get("head", {}))
-            pre = dict(d.get("preprocess", {}))
-            for key in ("input_size", "mean", "std"):
-                if key in pre:
-                    pre[key] = tuple(pre[key])
-            d["preprocess"] = _build(PreprocessConfig, pre)
-        except KeyError as exc:
-            raise ConfigError(f"Model config is missing the field {exc}.") from None
-        return _build(cls, d)
+    def from_dict(cls, data: dict[str, Any], where: str = "model config") -> "ModelConfig":
+        """Rebuild from :meth:`to_dict` output; every field type-checked (:func:`tr2m_edge.schema.build`)."""
+        return build(cls, data, where)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelConfig":
@@ -186,21 +214,8 @@ class ModelConfig:
             raise ConfigError(f"Model config is not valid JSON: {exc}.") from None
 
 
-def _build(kind: type, data: dict[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"Unknown {kind.__name__} field(s): {', '.join(unknown)}. Known: {', '.join(sorted(names))}."
-        )
-    try:
-        return kind(**data)
-    except TypeError as exc:
-        raise ConfigError(f"Invalid {kind.__name__}: {exc}.") from None
-
-
 def check_input_size(size: tuple[int, ...] | list[int]) -> tuple[int, int]:
-    """Validate an (height, width) network input size: two positive multiples of 14."""
+    """Validate an (height, width) network input size: two positive multiples of 14, at most MAX_INPUT_SIDE."""
     if len(size) != 2:
         raise ConfigError(f"Input size must be (height, width); got {tuple(size)}.")
     h, w = int(size[0]), int(size[1])
@@ -210,6 +225,9 @@ def check_input_size(size: tuple[int, ...] | list[int]) -> tuple[int, int]:
             f"Input size {h}x{w} is not a multiple of {PATCH_SIZE} in both dimensions "
             f"(the ViT patch size); use e.g. {hint}."
         )
+    if max(h, w) > MAX_INPUT_SIDE:
+        raise ConfigError(f"Input size {h}x{w} is larger than the supported {MAX_INPUT_SIDE} px per side "
+                          "(attention memory grows with the square of the token count); use e.g. 434x560.")
     return h, w
 
 
@@ -224,10 +242,14 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def check_frame_size(size: tuple[int, ...] | list[int]) -> tuple[int, int]:
-    """Validate a camera frame size (height, width): any size with both sides >= 2."""
+    """Validate a camera frame size (height, width): both sides from 2 to MAX_FRAME_SIDE."""
     if len(size) != 2 or min(int(v) for v in size) < 2:
         raise ConfigError(f"Frame size must be (height, width) with both >= 2; got {tuple(size)}.")
-    return int(size[0]), int(size[1])
+    h, w = int(size[0]), int(size[1])
+    if max(h, w) > MAX_FRAME_SIDE:
+        raise ConfigError(f"Frame size {h}x{w} is larger than the supported {MAX_FRAME_SIDE} px per side; "
+                          "give the camera's frame size, e.g. 480x640.")
+    return h, w
 
 
 def parse_frame_size(text: str) -> tuple[int, int]:
@@ -247,11 +269,12 @@ def _paper() -> ModelConfig:
         name="paper",
         depth=EncoderSpec("depth_anything", source="LiheYoung/depth-anything-small-hf"),
         image=EncoderSpec("dinov2", source="facebook/dinov2-large"),
-        text=EncoderSpec("open_clip", source="ViT-L-14", pretrained="openai", embed_dim=768),
+        # OpenAI CLIP ViT-L/14 uses QuickGELU; open_clip's plain "ViT-L-14" builds nn.GELU.
+        text=EncoderSpec("open_clip", source="ViT-L-14-quickgelu", pretrained="openai", embed_dim=768),
         head=HeadConfig(in_channels=1024, num_heads=8, text_dim=768),
         preprocess=PreprocessConfig(input_size=(434, 560)),
         min_depth=1e-3,
-        max_depth=10.0,
+        max_depth=80.0,  # trained on NYUv2 + KITTI + VOID + C3VD: up to KITTI's 80 m
     )
 
 
@@ -262,7 +285,8 @@ def _edge() -> ModelConfig:
         name="edge",
         depth=EncoderSpec("depth_anything", source="depth-anything/Depth-Anything-V2-Small-hf"),
         image=None,
-        head=dataclasses.replace(paper.head, in_channels=384),
+        # A and B at 1/8 of the input: per frame 1.11x the depth model's MACs (full resolution: 1.65x)
+        head=dataclasses.replace(paper.head, in_channels=384, output_stride=8),
     )
 
 
@@ -302,4 +326,8 @@ def load_config(path: str | Path) -> ModelConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"Config file not found: {p}. Pass a JSON file written by tr2m-edge.")
-    return ModelConfig.from_json(p.read_text())
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {p} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    return ModelConfig.from_json(text)

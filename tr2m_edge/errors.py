@@ -27,6 +27,10 @@ class InputError(Tr2mError):
     """User-supplied data (image, frame, caption, path) is missing or malformed."""
 
 
+class OutputError(Tr2mError):
+    """An output path cannot be written (a folder where a file is expected, read-only, full disk)."""
+
+
 class DataError(Tr2mError):
     """A dataset folder or file does not follow the expected layout."""
 

@@ -25,7 +25,10 @@ def crop_mask(shape: tuple[int, int], crop: str) -> np.ndarray:
 
     - ``eigen``: NYU's rows 45:471, cols 41:601 (absolute pixels of a 480x640 frame; the
       released code applies the same indices to the other Eigen-cropped indoor sets).
-    - ``garg``: KITTI's Garg crop, rows 0.40810811H..0.99189189H, cols 0.03594771W..0.96405229W.
+    - ``garg``: KITTI's Garg crop, rows 0.40810811H..0.99189189H, cols 0.03594771W..0.96405229W,
+      of the frame as scored: the released KITTI loader crops the ground truth to the
+      352x1216 KB crop first, so H, W = 352, 1216 there (rows 143:349, cols 43:1172); DIODE
+      outdoor takes it on its 768x1024 frames.
     - ``eigen_kitti``: KITTI's Eigen crop, rows 0.3324324H..0.91351351H, same columns.
     """
     h, w = shape
@@ -41,6 +44,22 @@ def crop_mask(shape: tuple[int, int], crop: str) -> np.ndarray:
     else:
         raise InputError(f"Unknown crop '{crop}'. Available: {', '.join(CROPS)}.")
     return mask
+
+
+def scored_mask(
+    gt: np.ndarray, min_depth: float, max_depth: float, crop: str = "none", valid_mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Boolean (H, W) mask of the pixels an image is scored on: min < gt < max, inside the crop,
+    and inside ``valid_mask`` when given (dataset-specific invalid pixels)."""
+    gt = np.asarray(gt, dtype=np.float64).squeeze()
+    valid = (gt > min_depth) & (gt < max_depth)
+    if crop != "none":
+        if gt.ndim != 2:
+            raise InputError(f"Crop '{crop}' needs HxW depth maps; got shape {gt.shape}.")
+        valid &= crop_mask(gt.shape, crop)
+    if valid_mask is not None:
+        valid &= np.asarray(valid_mask, dtype=bool)
+    return valid
 
 
 def compute_metrics(
@@ -62,13 +81,7 @@ def compute_metrics(
         raise InputError(f"Prediction {pred.shape} and ground truth {gt.shape} differ in shape; resize the prediction first.")
     pred = np.nan_to_num(pred, nan=min_depth, posinf=max_depth, neginf=min_depth)
     pred = np.clip(pred, min_depth, max_depth)
-    valid = (gt > min_depth) & (gt < max_depth)
-    if crop != "none":
-        if gt.ndim != 2:
-            raise InputError(f"Crop '{crop}' needs HxW depth maps; got shape {gt.shape}.")
-        valid &= crop_mask(gt.shape, crop)
-    if valid_mask is not None:
-        valid &= np.asarray(valid_mask, dtype=bool)
+    valid = scored_mask(gt, min_depth, max_depth, crop, valid_mask)
     if not valid.any():
         return {k: float("nan") for k in METRIC_NAMES}
     p, g = pred[valid], gt[valid]

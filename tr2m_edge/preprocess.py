@@ -1,10 +1,13 @@
 """Frame preprocessing, identical in numpy (runtime, no PyTorch) and torch (training).
 
 A frame (RGB, HxWx3 uint8) becomes the network input (1, 3, h, w) float32: scaled to
-[0, 1], resized bilinearly with align_corners=True (as the released code does) to the
-configured multiple-of-14 size, then normalised with the ImageNet mean/std. Resizing and
-normalising commute (both are linear and the bilinear weights sum to one), so the
-exported uint8 preprocess graph may do them in either order.
+[0, 1], resized to the configured multiple-of-14 size, then normalised with the ImageNet
+mean/std. The resize is ``PreprocessConfig.resize``: ``bilinear`` (align_corners=True, no
+antialiasing, as the released evaluation code does; the default) or ``antialias``
+(antialiased bilinear with half-pixel centres, PyTorch's ``antialias=True`` = PIL's
+filter, as the released demo resizes camera frames). Resizing and normalising commute
+(both are linear and the resize weights sum to one), so the exported uint8 preprocess
+graph may do them in either order.
 """
 
 from __future__ import annotations
@@ -55,11 +58,42 @@ def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return top * (1 - wy_b) + bot * wy_b
 
 
+def _antialias_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output index: source indices (n_out, K) and normalised triangle-filter weights (n_out, K)
+    of antialiased bilinear resizing (support widened by the downscale factor, half-pixel centres)."""
+    # float32 arithmetic, as PyTorch's kernel computes it (float32 centres of large frames
+    # are off by ~1e-5 pixels; computing them in float64 would differ from PyTorch by that)
+    f32 = np.float32
+    scale = f32(n_in / n_out)
+    support = max(scale, f32(1.0))
+    inv = f32(1.0) / scale if scale >= 1.0 else f32(1.0)
+    centre = scale * (np.arange(n_out, dtype=f32) + f32(0.5))
+    lo = np.maximum((centre - support + f32(0.5)).astype(np.int64), 0)
+    hi = np.minimum((centre + support + f32(0.5)).astype(np.int64), n_in)
+    k = int((hi - lo).max())
+    idx = lo[:, None] + np.arange(k)[None, :]
+    w = np.maximum(f32(0.0), f32(1.0) - np.abs((idx.astype(f32) - centre[:, None] + f32(0.5)) * inv))
+    w[idx >= hi[:, None]] = 0.0
+    w /= w.sum(axis=1, keepdims=True)
+    return np.minimum(idx, n_in - 1), w.astype(f32)
+
+
+def resize_antialias(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Antialiased bilinear resize (PyTorch's ``antialias=True``, align_corners=False) of an
+    HxWxC or HxW float array."""
+    img = image.astype(np.float32, copy=False)
+    trail = (1,) * (img.ndim - 2)
+    yi, yw = _antialias_taps(img.shape[0], size[0])
+    img = sum(img[yi[:, j]] * yw[:, j].reshape(-1, 1, *trail) for j in range(yi.shape[1]))
+    xi, xw = _antialias_taps(img.shape[1], size[1])
+    return sum(img[:, xi[:, j]] * xw[:, j].reshape(1, -1, *trail) for j in range(xi.shape[1]))
+
+
 def preprocess_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """RGB frame (HxWx3 uint8, or float in [0, 1]) -> normalised (1, 3, h, w) float32."""
     frame = check_frame(frame)
     img = frame.astype(np.float32) / 255.0 if frame.dtype == np.uint8 else frame.astype(np.float32)
-    img = resize_bilinear(img, cfg.input_size)
+    img = resize_antialias(img, cfg.input_size) if cfg.resize == "antialias" else resize_bilinear(img, cfg.input_size)
     mean = np.asarray(cfg.mean, dtype=np.float32)
     std = np.asarray(cfg.std, dtype=np.float32)
     img = (img - mean) / std
@@ -74,16 +108,17 @@ def preprocess_tensor(images: "torch.Tensor", cfg: PreprocessConfig) -> "torch.T
         raise InputError(f"images must be (B, 3, H, W); got shape {tuple(images.shape)}.")
     mean = torch.tensor(cfg.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    return resize_normalise(images, cfg.input_size, mean, std)
+    return resize_normalise(images, cfg.input_size, mean, std, mode=cfg.resize)
 
 
 def resize_normalise(
     images: "torch.Tensor", size: tuple[int, int], mean: "torch.Tensor", std: "torch.Tensor",
-    always_resize: bool = False,
+    always_resize: bool = False, mode: str = "bilinear",
 ) -> "torch.Tensor":
     """The torch steps shared by training, the exported preprocess graph and the torch runner.
 
-    (B, 3, H, W) uint8 or float in [0, 1] -> bilinear align_corners resize to ``size`` ->
+    (B, 3, H, W) uint8 or float in [0, 1] -> resize to ``size`` (``mode`` ``bilinear``:
+    align_corners=True; ``antialias``: antialiased, align_corners=False) ->
     ``(x - mean) / std`` with (1, 3, 1, 1) float32 tensors (buffers on the right device, so a
     caller on the per-frame path builds no tensors from host data). ``always_resize`` keeps
     the resize even at equal sizes (an exact identity), so a traced graph keeps its Resize
@@ -94,7 +129,10 @@ def resize_normalise(
 
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     if always_resize or tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
+        if mode == "antialias":
+            x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+        else:
+            x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
     return (x - mean) / std
 
 

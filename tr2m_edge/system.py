@@ -13,7 +13,7 @@ from typing import Any
 
 PACKAGES = (
     "tr2m-edge", "numpy", "torch", "torchvision", "transformers", "open_clip_torch", "onnx",
-    "onnxruntime", "onnxruntime-gpu", "onnxscript", "opencv-python-headless", "typer", "rich",
+    "onnxruntime", "onnxruntime-gpu", "onnxscript", "opencv-python-headless", "opencv-python", "typer", "rich",
     "tensorrt", "cuda-python", "polygraphy",
 )
 
@@ -27,6 +27,7 @@ class SystemInfo:
     torch_cuda: str | None = None  # device name when PyTorch sees a CUDA GPU
     cuda_python: str | None = None  # device count / error via cuda-python
     tensorrt: str | None = None  # version when `import tensorrt` works
+    opencv: "OpenCVInfo | None" = None  # the cv2 module's version and build features
     notes: list[str] = field(default_factory=list)
 
 
@@ -62,8 +63,8 @@ def import_tensorrt(instead: str) -> Any:
         return importlib.import_module("tensorrt")
     except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
         raise BackendError(
-            f"TensorRT is not installed ({type(exc).__name__}: {exc}): `pip install tensorrt` on an x86_64 "
-            f"machine with an NVIDIA GPU, or JetPack's TensorRT on a Jetson; {instead}."
+            f"TensorRT is not installed ({type(exc).__name__}: {exc}): pip install 'tr2m-edge[gpu]' on an x86_64 "
+            f"machine with an NVIDIA GPU, or JetPack's TensorRT on a Jetson (a --system-site-packages venv); {instead}."
         ) from None
 
 
@@ -130,9 +131,51 @@ def engine_target(index: int = 0) -> EngineTarget | None:
     return EngineTarget(gpu.name, f"{major}.{minor}", version)
 
 
+@dataclass(frozen=True)
+class OpenCVInfo:
+    """The importable cv2: its version and the build features the runtime depends on."""
+
+    version: str
+    file: str  # where cv2 was imported from (a venv wheel, or the system's on a Jetson)
+    gstreamer: bool  # cv2.CAP_GSTREAMER pipelines (--source; CSI cameras on a Jetson)
+    gui: str  # the highgui backend ("NONE" in opencv-python-headless: no --show window)
+
+    def describe(self) -> str:
+        return (f"{self.version} from {self.file}; GStreamer {'yes' if self.gstreamer else 'no'}; "
+                f"GUI {self.gui.lower() if self.gui != 'NONE' else 'none (headless)'}")
+
+
+def build_feature(info: str, name: str) -> str:
+    """The value of one ``NAME: VALUE`` line of ``cv2.getBuildInformation()`` ('' when absent)."""
+    for line in info.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and key.strip() == name:
+            return value.strip()
+    return ""
+
+
+def opencv_info() -> OpenCVInfo | None:
+    """The importable OpenCV and its GStreamer / GUI support, or None without cv2 (never raises)."""
+    try:
+        cv2 = importlib.import_module("cv2")
+        info = str(cv2.getBuildInformation())
+    except Exception:  # noqa: BLE001 - probing only
+        return None
+    gst = build_feature(info, "GStreamer")
+    return OpenCVInfo(str(cv2.__version__), str(getattr(cv2, "__file__", "?")),
+                      gst.upper().startswith("YES") or gst[:1].isdigit(), build_feature(info, "GUI") or "NONE")
+
+
 def collect(with_torch: bool = True) -> SystemInfo:
     info = SystemInfo(versions={p: package_version(p) for p in PACKAGES})
     info.ort_providers = ort_providers()
+    info.opencv = opencv_info()
+    if info.versions.get("opencv-python") and info.versions.get("opencv-python-headless"):
+        info.notes.append("opencv-python and opencv-python-headless are both installed and share the cv2 module: "
+                          "keep one (pip uninstall opencv-python-headless for --show windows).")
+    if info.versions.get("onnxruntime") and info.versions.get("onnxruntime-gpu"):
+        info.notes.append("onnxruntime and onnxruntime-gpu are both installed and share one module, which can lose "
+                          "the CUDA provider: pip uninstall -y onnxruntime onnxruntime-gpu, then install one.")
     info.tensorrt = tensorrt_version()
     n = cuda_device_count()
     info.cuda_python = f"{n} device(s)" if n else None
@@ -142,6 +185,8 @@ def collect(with_torch: bool = True) -> SystemInfo:
 
             if torch.cuda.is_available():
                 info.torch_cuda = torch.cuda.get_device_name(0)
+        except ImportError:
+            pass  # a runtime install has no PyTorch (the table above says so)
         except Exception as exc:  # noqa: BLE001 - probing only
             info.notes.append(f"torch import failed: {exc}")
     if info.tensorrt is None:

@@ -67,6 +67,16 @@ class CaptionSource:
         if self.location is None and self.default is None:
             raise DataError("No captions: give a caption folder/file (--captions) or --default-caption TEXT.")
 
+    def has(self, rel: str, index: int) -> bool:
+        """Whether sample ``index`` (image path ``rel``) has its own caption (a file or a line; defaults do not count)."""
+        if self._per_sample is not None:
+            return index < len(self._per_sample)
+        if self.location is None:
+            return False
+        if (self.location / f"{rel}.txt").is_file():
+            return True
+        return "*" not in rel and any(self.location.glob(f"{rel}.*.txt"))
+
     def lines(self, rel: str, index: int) -> list[str]:
         """Caption lines of sample ``index`` whose image path (relative, no extension) is ``rel``."""
         if self._per_sample is not None:

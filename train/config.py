@@ -18,6 +18,7 @@ from typing import Any
 from tr2m_edge.config import ModelConfig, check_input_size, get_preset
 from tr2m_edge.errors import ConfigError
 from tr2m_edge.metrics import METRIC_NAMES
+from tr2m_edge.schema import build
 from tr2m_edge.train.datasets import DatasetSpec
 from tr2m_edge.train.losses import LossConfig
 
@@ -74,6 +75,8 @@ class TrainConfig:
         for name in ("batch_size", "ckpt_every", "val_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}.")
+        if self.val_limit is not None and self.val_limit < 0:
+            raise ConfigError(f"val_limit must be >= 0 (or null for all); got {self.val_limit}.")
         if self.steps < 0 or self.epochs < 1 or self.lr <= 0 or self.grad_clip < 0 or self.warmup_steps < 0:
             raise ConfigError("Need steps >= 0, epochs >= 1, lr > 0, grad_clip >= 0 and warmup_steps >= 0.")
         self.model_config()  # validate early
@@ -99,47 +102,9 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        if not isinstance(data, dict):
-            raise ConfigError(f"A train config must be a JSON object; got {type(data).__name__}.")
-        d = dict(data)
-        _check_keys(cls, d, "train config")
-        if "train" in d:
-            if not isinstance(d["train"], list):
-                raise ConfigError("'train' must be a list of dataset objects.")
-            d["train"] = tuple(_spec(item) for item in d["train"])
-        if "val" in d and d["val"] is not None:
-            d["val"] = _spec(d["val"])
-        if "loss" in d:
-            _check_keys(LossConfig, d["loss"], "loss")
-            d["loss"] = LossConfig(**d["loss"])
-        if d.get("input_size") is not None:
-            d["input_size"] = tuple(d["input_size"])
-        try:
-            return cls(**d)
-        except TypeError as exc:
-            raise ConfigError(f"Invalid train config: {exc}.") from None
-
-
-def _check_keys(kind: type, data: Any, where: str) -> None:
-    if not isinstance(data, dict):
-        raise ConfigError(f"'{where}' must be a JSON object; got {type(data).__name__}.")
-    known = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"Unknown {where} field(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
-
-
-def _spec(item: Any) -> DatasetSpec:
-    _check_keys(DatasetSpec, item, "dataset")
-    item = dict(item)
-    for key in ("families", "input_size"):
-        if item.get(key) is not None:
-            item[key] = tuple(item[key])
-    try:
-        return DatasetSpec(**item)
-    except TypeError as exc:
-        raise ConfigError(f"Invalid dataset entry {item}: {exc}.") from None
+    def from_dict(cls, data: dict[str, Any], where: str = "train config") -> "TrainConfig":
+        """Read a train config; every field type-checked (:func:`tr2m_edge.schema.build`)."""
+        return build(cls, data, where, labels={cls: "train config", LossConfig: "loss", DatasetSpec: "dataset"})
 
 
 def with_default_caption(cfg: TrainConfig, caption: str) -> TrainConfig:
@@ -161,7 +126,10 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         if not p.is_file():
             raise ConfigError(f"Train config not found: {p}. Write one with `tr2m-edge train --write-config {p}`.")
         try:
-            data = json.loads(p.read_text())
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"Train config {p} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                              "save it as UTF-8 JSON.") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"Train config {p} is not valid JSON: {exc}.") from None
     for item in overrides or []:

@@ -1,17 +1,19 @@
 """Evaluation with the released TR2M protocol.
 
-Batch 1, caption line 0, no median scaling. Each frame is resized to the dataset's
-evaluation input size (released: 434x560 for NYU, 350x1204 for KITTI's 352x1216 KB crop;
-the model's own size where none is published), predicted, resized back to the frame and
-clipped to the dataset's depth range; KITTI predictions are pasted into the full frame.
-Metrics (:func:`tr2m_edge.metrics.compute_metrics`) use the dataset's crop and valid range
-and are averaged per image.
+Batch 1, caption line 0, no median scaling. Each frame, as the dataset's reader hands it
+on (KITTI: image and ground truth cut to the 352x1216 KB crop; C3VD, DIODE, HyperSim,
+SimCol: the image resized to 480x640 with antialiasing), is resized (bilinear,
+align_corners) to the dataset's evaluation input size (released: 434x560 for NYU, VOID,
+C3VD, iBims, DIODE, HyperSim and SimCol, 350x1204 for KITTI, 518x728 for SUN RGB-D; the
+model's own size where none is published), predicted, resized to the ground truth's size
+and clipped to the dataset's depth range. Metrics
+(:func:`tr2m_edge.metrics.compute_metrics`) use the dataset's crop and valid range and are
+averaged per image; each row records how many pixels were scored.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,12 +26,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tr2m_edge.config import check_input_size
 from tr2m_edge.errors import ConfigError, InputError
-from tr2m_edge.metrics import METRIC_NAMES, average_metrics, compute_metrics
+from tr2m_edge.fileio import check_output_file, write_json_atomic
+from tr2m_edge.metrics import METRIC_NAMES, average_metrics, compute_metrics, scored_mask
 from tr2m_edge.model import TR2M, postprocess_depth
 from tr2m_edge.model.encoders import tokenize
+from tr2m_edge.model.encoder_sources import EncoderSources
 from tr2m_edge.preprocess import preprocess_tensor
 from tr2m_edge.train.datasets import DatasetSpec, open_dataset
-from tr2m_edge.train.datasets.base import KB_CROP, DepthDataset, kb_crop_box
+from tr2m_edge.train.datasets.base import DepthDataset
 from tr2m_edge.train.state import load_trained_model
 
 log = logging.getLogger(__name__)
@@ -101,29 +105,24 @@ def resolve_input_size(choice: str | tuple[int, int] | None, dataset: DepthDatas
 @torch.no_grad()
 def predict_depth(
     model: TR2M, image: torch.Tensor, text_emb: torch.Tensor, input_size: tuple[int, int],
-    min_depth: float, max_depth: float, kb_crop: bool = False,
+    min_depth: float, max_depth: float, out_size: tuple[int, int] | None = None, normalize: bool = True,
 ) -> np.ndarray:
-    """Metric depth (H, W) float32 of one frame, the released evaluation way.
+    """Metric depth (h, w) float32 of one frame, the released evaluation way.
 
     Args:
-        image: (3, H, W) float RGB in [0, 1], the full frame.
+        image: (3, H, W) float RGB in [0, 1], the frame as the reader hands it on.
         text_emb: (1, text_dim) caption embedding.
-        kb_crop: predict on KITTI's 352x1216 crop and paste into the frame (0 elsewhere).
+        out_size: (h, w) of the ground truth the prediction is resized to; None: the frame's.
+        normalize: ImageNet mean/std normalisation (off for iBims, as released).
     """
-    device = text_emb.device
-    frame = image
-    if kb_crop:
-        top, left = kb_crop_box(tuple(image.shape[-2:]))
-        frame = image[:, top:top + KB_CROP[0], left:left + KB_CROP[1]]
-    pix = preprocess_tensor(frame[None].to(device), dataclasses.replace(model.cfg.preprocess, input_size=input_size))
+    pre = dataclasses.replace(model.cfg.preprocess, input_size=input_size)
+    if not normalize:
+        pre = dataclasses.replace(pre, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    pix = preprocess_tensor(image[None].to(text_emb.device), pre)
     rel, feats = model.encode_frame(pix)
     out = model.head_forward(rel, feats, text_emb=text_emb)
-    depth = postprocess_depth(out.raw_depth, tuple(frame.shape[-2:]), min_depth, max_depth)[0, 0].cpu().numpy()
-    if not kb_crop:
-        return depth.astype(np.float32)
-    full = np.zeros(tuple(image.shape[-2:]), dtype=np.float32)
-    full[top:top + KB_CROP[0], left:left + KB_CROP[1]] = depth
-    return full
+    size = tuple(out_size) if out_size is not None else tuple(image.shape[-2:])
+    return postprocess_depth(out.raw_depth, size, min_depth, max_depth)[0, 0].cpu().numpy().astype(np.float32)
 
 
 @torch.no_grad()
@@ -164,10 +163,11 @@ def evaluate(
         for i in range(n):
             sample = dataset[i]
             caption = captions[i]
-            pred = predict_depth(model, sample["image"], emb_cache[caption], size, proto.min_depth,
-                                 proto.max_depth, proto.kb_crop)
             gt = sample["depth"][0].numpy()
-            row: dict[str, Any] = {"index": i, "caption": caption,
+            pred = predict_depth(model, sample["image"], emb_cache[caption], size, proto.min_depth,
+                                 proto.max_depth, gt.shape, proto.normalize)
+            pixels = int(scored_mask(gt, proto.min_depth, proto.max_depth, proto.crop).sum())
+            row: dict[str, Any] = {"index": i, "caption": caption, "pixels": pixels,
                                    **compute_metrics(pred, gt, proto.min_depth, proto.max_depth, proto.crop)}
             if keep_predictions:
                 row["pred"] = pred
@@ -188,16 +188,23 @@ def evaluate_checkpoint(
     shuffle_captions: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    sources: EncoderSources | None = None,
 ) -> EvalResult:
-    """Load a checkpoint, evaluate it on ``spec`` and optionally write the result as JSON."""
-    model, _ = load_trained_model(ckpt, device)
+    """Load a checkpoint, evaluate it on ``spec`` and optionally write the result as JSON.
+
+    Bad arguments (a negative ``limit``, an unwritable ``output``) fail before the model loads.
+    ``sources``: frozen encoders to load instead of the checkpoint config's.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (or left out for every image); got {limit}.")
+    if output is not None:
+        check_output_file(output, "--output")
+    model, _ = load_trained_model(ckpt, device, sources)
     dataset = open_dataset(spec, size=model.cfg.preprocess.input_size)
     result = evaluate(model, dataset, input_size, limit, shuffle_captions, progress)
     if output is not None:
-        out = Path(output)
-        out.parent.mkdir(parents=True, exist_ok=True)
         data = result.to_dict()
         data["checkpoint"] = str(ckpt)
         data["shuffle_captions"] = shuffle_captions
-        out.write_text(json.dumps(data, indent=2))
+        write_json_atomic(output, data)
     return result

@@ -37,9 +37,10 @@ class LossConfig:
     fine_pixels: int = 256  # pixels sampled per image (bounds memory: P x P logits)
     fine_temperature: float = 0.2
     momentum: float = 0.99  # EMA of the key branch
+    w_ab: float = 0.0  # distillation: L1 of log A and log B against a teacher's (batches carrying them)
 
     def __post_init__(self) -> None:
-        if min(self.w_si, self.w_tpsi, self.w_soc, self.w_es) < 0:
+        if min(self.w_si, self.w_tpsi, self.w_soc, self.w_es, self.w_ab) < 0:
             raise ConfigError("Loss weights must be >= 0.")
         if self.rank_threshold < 1 or self.fine_classes < 1 or self.fine_pixels < 2:
             raise ConfigError("loss.rank_threshold and loss.fine_classes must be >= 1, loss.fine_pixels >= 2.")
@@ -248,3 +249,15 @@ def edge_aware_smoothness(a: torch.Tensor, b: torch.Tensor, image: torch.Tensor)
         total = total + ((m[..., :, 1:] - m[..., :, :-1]).abs() * wx).mean() \
             + ((m[..., 1:, :] - m[..., :-1, :]).abs() * wy).mean()
     return total
+
+
+# ----------------------------------------------------------------------- distillation
+
+def teacher_ab_loss(a: torch.Tensor, b: torch.Tensor, a_t: torch.Tensor, b_t: torch.Tensor) -> torch.Tensor:
+    """mean |log A - log A_teacher| + mean |log B - log B_teacher| (all (B, 1, h, w), positive).
+
+    In log space because A and B are exponentials of the head's outputs and span orders of
+    magnitude; the student then learns the teacher's per-pixel rescale maps, not only their
+    product with D_r.
+    """
+    return (a.log() - a_t.log()).abs().mean() + (b.log() - b_t.log()).abs().mean()

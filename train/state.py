@@ -9,6 +9,7 @@ still reads every file the trainer writes.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,19 @@ import torch
 
 from tr2m_edge.checkpoint import Checkpoint, load_checkpoint
 from tr2m_edge.model import TR2M, build_model
+from tr2m_edge.model.encoder_sources import EncoderSources, with_encoder_sources
 
 
-def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[TR2M, Checkpoint]:
-    """A checkpoint and its model (random encoders rebuilt from their specs' seeds), in eval mode."""
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
+                       sources: EncoderSources | None = None) -> tuple[TR2M, Checkpoint]:
+    """A checkpoint and its model (random encoders rebuilt from their specs' seeds), in eval mode.
+
+    ``sources`` loads the frozen encoders from elsewhere than the checkpoint's config says
+    (``--depth-model`` ...); the returned checkpoint's config records them.
+    """
     ckpt = load_checkpoint(path)
+    if sources:
+        ckpt = dataclasses.replace(ckpt, config=with_encoder_sources(ckpt.config, sources))
     model = build_model(ckpt.config, head_state=ckpt.head)
     return model.to(device).eval(), ckpt
 

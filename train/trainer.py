@@ -14,6 +14,7 @@ continue bit for bit; ``best.pt`` is the head with the best validation metric.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -37,6 +38,7 @@ from torch.utils.data import DataLoader
 from tr2m_edge.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tr2m_edge.config import PATCH_SIZE
 from tr2m_edge.errors import CheckpointError, ConfigError
+from tr2m_edge.fileio import prepare_output_dir
 from tr2m_edge.metrics import LOWER_IS_BETTER
 from tr2m_edge.model import ScaleMapHead, build_head, build_model, metric_from_relative
 from tr2m_edge.preprocess import preprocess_tensor
@@ -45,7 +47,7 @@ from tr2m_edge.train.config import TrainConfig
 from tr2m_edge.train.datasets import default_augment, open_dataset
 from tr2m_edge.train.evaluation import embed_captions, evaluate
 from tr2m_edge.train.losses import (coarse_contrast_loss, depth_classes, edge_aware_smoothness, fine_contrast_loss,
-                                    silog_loss, tpsi_loss)
+                                    silog_loss, teacher_ab_loss, tpsi_loss)
 from tr2m_edge.train.state import capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.out_dir = Path(cfg.out_dir)
+        if self.dist.is_main:
+            prepare_output_dir(self.out_dir, "--out (out_dir)")  # before any model is built
         self.model_cfg = cfg.model_config()
         self.model = build_model(self.model_cfg)
         with torch.random.fork_rng(devices=[]):
@@ -293,10 +297,13 @@ class Trainer:
             l_fine = fine_contrast_loss(mid.float(), key_mid.float(), classes, lc.fine_pixels,
                                         lc.fine_temperature, gens)
         l_es = edge_aware_smoothness(a, b, images) if lc.w_es else zero
+        l_ab = zero
+        if lc.w_ab and "scale" in batch:  # a teacher's A and B (distillation)
+            l_ab = teacher_ab_loss(a, b, batch["scale"].to(self.device), batch["shift"].to(self.device))
         # each rank holds the whole gathered coarse loss but only its own slice's gradient;
         # x world size makes the DDP-averaged gradient equal the single-process one
         objective = (lc.w_si * l_si + lc.w_tpsi * l_tpsi + lc.w_soc * (l_coarse * self.dist.world_size + l_fine)
-                     + lc.w_es * l_es)
+                     + lc.w_es * l_es + lc.w_ab * l_ab)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(objective).backward()
         self.scaler.unscale_(self.optimizer)
@@ -307,10 +314,10 @@ class Trainer:
             m = lc.momentum
             for pe, p in zip(self.ema.parameters(), self.model.head.parameters()):
                 pe.mul_(m).add_(p.detach(), alpha=1.0 - m)
-        parts = {"si": l_si, "tpsi": l_tpsi, "coarse": l_coarse, "fine": l_fine, "es": l_es}
+        parts = {"si": l_si, "tpsi": l_tpsi, "coarse": l_coarse, "fine": l_fine, "es": l_es, "ab": l_ab}
         out = {name: float(v.detach()) for name, v in parts.items()}
         out["loss"] = (lc.w_si * out["si"] + lc.w_tpsi * out["tpsi"] + lc.w_soc * (out["coarse"] + out["fine"])
-                       + lc.w_es * out["es"])
+                       + lc.w_es * out["es"] + lc.w_ab * out["ab"])
         out["grad_norm"] = float(grad_norm)
         return out
 
@@ -375,7 +382,7 @@ class Trainer:
                    TimeRemainingColumn())
         bar = Progress(*columns, console=console, disable=not (main and cfg.progress))
         t0 = time.perf_counter()
-        with bar:
+        with bar, self._save_on_interrupt(record, last_path):
             task = bar.add_task("train", total=stop, completed=self.step, loss="-")
             for step in range(self.step, stop):
                 batch = next(loaders[self.plan.dataset_of(step)])
@@ -405,6 +412,18 @@ class Trainer:
             logf.close()
         return TrainResult(self.out_dir, last_path, best_path if best_path.is_file() else None, self.step,
                            self.best, history, main)
+
+    @contextlib.contextmanager
+    def _save_on_interrupt(self, record: Any, last_path: Path) -> Iterator[None]:
+        """Ctrl-C or SIGTERM: write last.pt at the step reached (resume continues from it), then stop."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.dist.is_main and self.step > 0:
+                save_checkpoint(self._checkpoint(True, {}), last_path)
+                record({"event": "interrupted", "step": self.step, "last": str(last_path)})
+                log.warning("interrupted at step %d: wrote %s (resume with --resume auto)", self.step, last_path)
+            raise
 
     def _validate_and_keep(self, record: Any, since_val: list[float], best_path: Path) -> None:
         if not self.dist.is_main:

@@ -79,11 +79,15 @@ class LatestSlot:
 
     def put(self, item: Any) -> bool:
         """Store ``item``; True when it replaced an unread item (a dropped frame)."""
+        return self.swap(item)[0]
+
+    def swap(self, item: Any) -> tuple[bool, Any]:
+        """Store ``item``; (True, the replaced item) when an unread one was replaced, else (False, None)."""
         with self._cond:
-            replaced = self._has
+            replaced, old = self._has, self._item
             self._item, self._has = item, True
             self._cond.notify()
-            return replaced
+            return replaced, (old if replaced else None)
 
     def close(self) -> None:
         with self._cond:
@@ -128,19 +132,31 @@ class PlanRun:
         self.stop = stop
         self.abort = threading.Event()
         self.error: BaseException | None = None
+        self._dropped: set[int] = set()
+        self._drop_lock = threading.Lock()
 
     @property
     def latency(self) -> bool:
         return self.mode is Mode.LATENCY
 
-    def first_queue(self) -> Any:
-        """The capture thread's output: newest-frame-wins in latency mode, a bounded queue otherwise."""
-        return LatestSlot() if self.latency else queue.Queue(self.queue_size)
+    def boundary(self, size: int | None = None) -> Any:
+        """A queue between two steps: newest-frame-wins (a :class:`LatestSlot`) in latency mode,
+        a bounded FIFO of ``size`` (default: the run's queue size) otherwise.
+
+        Latency mode puts a slot at every boundary (after capture, between stages, before
+        the sinks), so no step ever works on or hands out a frame while a newer one waits:
+        a slow sink gets the newest finished frame instead of one that queued behind several
+        older ones, and its age stays within about one inference pass plus one sink period.
+        """
+        return LatestSlot() if self.latency else queue.Queue(size or self.queue_size)
 
     # ------------------------------------------------------------------ capture
     def capture(self, source: FrameSource) -> Packet | None | _End:
         """Read and conform one frame: a packet, None for a skipped frame, END at the end."""
+        skipped = len(source.skipped)
         frame = source.read()
+        if len(source.skipped) > skipped:  # files the source could not decode (counted live for --stats)
+            self.counters.add("skipped", len(source.skipped) - skipped)
         if frame is None:
             return END
         self.counters.add("read")
@@ -160,17 +176,9 @@ class PlanRun:
             pkt = self.capture(source)
             if pkt is END:
                 break
-            if pkt is None:
-                continue
-            if self.latency:
-                if first.put(pkt):
-                    self.counters.add("dropped")
-            else:
+            if pkt is not None:
                 self.put(first, pkt)
-        if self.latency:
-            first.close()
-        else:
-            self.put(first, END)
+        self.put(first, END)
 
     def guarded(self, body: Callable[..., None], *args: Any) -> None:
         """Run a worker thread's ``body``: an abort ends it quietly, any error is handed to the caller's thread."""
@@ -195,7 +203,17 @@ class PlanRun:
             except queue.Empty:
                 continue
 
-    def put(self, q: queue.Queue, item: Any) -> None:
+    def put(self, q: Any, item: Any) -> None:
+        """Put ``item`` on a queue, waiting while it is full (FIFO), or into a slot, replacing
+        (and counting as dropped) an unread item; END closes a slot without dropping its item."""
+        if isinstance(q, LatestSlot):
+            if item is END:
+                q.close()
+            else:
+                replaced, old = q.swap(item)
+                if replaced:
+                    self.drop(old)
+            return
         while True:
             if self.abort.is_set():
                 raise Aborted
@@ -205,13 +223,22 @@ class PlanRun:
             except queue.Full:
                 continue
 
+    def drop(self, pkt: Any) -> None:
+        """Count a packet dropped for a newer one (once per frame, whichever boundary dropped it)."""
+        index = pkt.frame.index if isinstance(pkt, Packet) else pkt.index  # a Packet or a finished MetricDepth
+        with self._drop_lock:
+            if index in self._dropped:
+                return
+            self._dropped.add(index)
+        self.counters.add("dropped")
+
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
         self.abort.set()
 
     # ------------------------------------------------------------------ driving
-    def drive(self, source: FrameSource, threads: list[threading.Thread], results: queue.Queue,
+    def drive(self, source: FrameSource, threads: list[threading.Thread], results: Any,
               finish: Callable[[Any], MetricDepth]) -> Iterator[MetricDepth]:
         """Start ``threads``, yield ``finish(item)`` for every item of ``results`` until END, then join them."""
         for t in threads:
@@ -224,7 +251,7 @@ class PlanRun:
                     break
                 if item is END:
                     break
-                yield finish(item)
+                yield self.deliver(finish(item))
         finally:
             self.abort.set()  # no-op after a clean end; stops workers if the consumer left early
             source.request_stop()
@@ -237,12 +264,17 @@ class PlanRun:
             raise self.error
 
     def finish(self, pkt: Packet) -> MetricDepth:
-        """Postprocess one packet into its result and count it."""
+        """Postprocess one packet into its result."""
         start = time.perf_counter()
         result = self.stages.finish(pkt.frame, pkt.out, pkt.dep, pkt.caption, self.keep_maps)
         pkt.timings["postprocess"] = (time.perf_counter() - start) * 1e3
         result.stage_ms = dict(pkt.timings)
-        result.latency_ms = (time.perf_counter() - pkt.frame.t_capture) * 1e3
+        result.captured_at = pkt.frame.t_capture
+        return result
+
+    def deliver(self, result: MetricDepth) -> MetricDepth:
+        """Count a result as it leaves for the consumer; its latency is capture -> now."""
+        result.latency_ms = (time.perf_counter() - result.captured_at) * 1e3
         self.counters.add("processed")
         if result.nonfinite:
             self.counters.add("nonfinite_frames")

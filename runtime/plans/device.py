@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from tr2m_edge.runtime.plans.base import END, Aborted, Packet, PlanRun
 from tr2m_edge.errors import BackendError
+from tr2m_edge.runtime.plans.async_frame import AsyncFramePlan
 from tr2m_edge.runtime.plans.frame import FramePlan, HostFramePlan, InFlight
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sources import FrameSource
@@ -29,17 +30,22 @@ def frame_plan_for(stages: FrameStages) -> FramePlan:
 
     Every runner names its frame plan (:attr:`~tr2m_edge.runtime.runners.base.Runner.frame_plan`):
     ``torch`` runners that share one device get the two-stream
-    :class:`~tr2m_edge.runtime.plans.torch_frame.TorchFramePlan`; any other set (ONNX
-    Runtime, TensorRT, or a mix) the stage-by-stage :class:`HostFramePlan`.
+    :class:`~tr2m_edge.runtime.plans.torch_frame.TorchFramePlan`; a set with ``async``
+    runners (TensorRT, ONNX Runtime on CUDA) the issue-and-wait
+    :class:`~tr2m_edge.runtime.plans.async_frame.AsyncFramePlan` (depth and image encoder
+    overlap); CPU runners the stage-by-stage :class:`HostFramePlan`.
     """
-    wanted = {type(r).frame_plan for r in stages.runners.values()}
+    wanted = {r.frame_plan for r in stages.runners.values()}
+    unknown = wanted - {"host", "torch", "async"}
+    if unknown:
+        raise BackendError(f"Unknown frame plan(s) {sorted(unknown)} declared by the runners.")
     if wanted == {"torch"}:
         from tr2m_edge.runtime.plans.torch_frame import TorchFramePlan
 
         if TorchFramePlan.supports(stages):
             return TorchFramePlan(stages)
-    elif wanted - {"host", "torch"}:
-        raise BackendError(f"Unknown frame plan(s) {sorted(wanted - {'host', 'torch'})} declared by the runners.")
+    elif "async" in wanted and "torch" not in wanted:  # every runner can issue; a host one among them just computes
+        return AsyncFramePlan(stages)
     return HostFramePlan(stages)
 
 
@@ -52,7 +58,7 @@ def _submit(plan: PlanRun, pkt: Packet, frames: FramePlan) -> tuple[Packet, InFl
     return pkt, flight
 
 
-def _complete(plan: PlanRun, item: tuple[Packet, InFlight], results: queue.Queue) -> None:
+def _complete(plan: PlanRun, item: tuple[Packet, InFlight], results: Any) -> None:
     pkt, flight = item
     outputs = flight.wait()
     pkt.out, pkt.dep = outputs.out, outputs.dep
@@ -60,7 +66,7 @@ def _complete(plan: PlanRun, item: tuple[Packet, InFlight], results: queue.Queue
     plan.put(results, pkt)
 
 
-def _infer_loop(plan: PlanRun, first: Any, results: queue.Queue, frames: FramePlan) -> None:
+def _infer_loop(plan: PlanRun, first: Any, results: Any, frames: FramePlan) -> None:
     """Submit frame N, then complete frame N-1; with no frame waiting, complete the pending one first."""
     pending: deque[tuple[Packet, InFlight]] = deque()
     while True:
@@ -86,8 +92,7 @@ def _infer_loop(plan: PlanRun, first: Any, results: queue.Queue, frames: FramePl
 
 def run(plan: PlanRun, source: FrameSource) -> Iterator[MetricDepth]:
     """Capture thread + inference thread over the runners' frame plan; postprocess here."""
-    first = plan.first_queue()
-    results: queue.Queue = queue.Queue(1 if plan.latency else plan.queue_size)
+    first, results = plan.boundary(), plan.boundary()
     frames = frame_plan_for(plan.stages)
     threads = [plan.thread("capture", plan.capture_loop, source, first),
                plan.thread("infer", _infer_loop, plan, first, results, frames)]

@@ -19,4 +19,4 @@ def run(plan: PlanRun, source: FrameSource) -> Iterator[MetricDepth]:
             continue
         pkt.caption, bias = plan.captions.get(pkt.frame.caption)
         pkt.out, pkt.dep = plan.stages.run_frame(pkt.frame.rgb, bias, pkt.frame.rgb.shape[:2], timings=pkt.timings)
-        yield plan.finish(pkt)
+        yield plan.deliver(plan.finish(pkt))

@@ -2,12 +2,13 @@
 
 The depth and image-encoder stages run concurrently on the same preprocessed frame (ONNX
 Runtime releases the GIL while it computes; sessions split the cores). Results come back
-in order; postprocess runs in its own thread, the sinks in the caller's.
+in order; postprocess runs in its own thread, the sinks in the caller's. In latency mode
+every boundary is a newest-frame-wins slot and the head joins the two branches on the
+newest frame both have.
 """
 
 from __future__ import annotations
 
-import queue
 from typing import Any, Callable, Iterator
 
 from tr2m_edge.runtime.plans.base import END, Packet, PlanRun
@@ -15,9 +16,20 @@ from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sources import FrameSource
 
 
-def _stage_loop(plan: PlanRun, fn: Callable[..., Any], inputs: list[Any], outputs: list[queue.Queue]) -> None:
+def _matched(plan: PlanRun, inputs: list[Any]) -> list[Any]:
+    """One item from each input; in latency mode the branches may have dropped different
+    frames, so the older of two packets is dropped until both hold the same frame."""
+    items = [plan.get(q) for q in inputs]
+    while len(items) == 2 and END not in items and items[0] is not items[1]:
+        older = 0 if items[0].frame.index < items[1].frame.index else 1
+        plan.drop(items[older])
+        items[older] = plan.get(inputs[older])
+    return items
+
+
+def _stage_loop(plan: PlanRun, fn: Callable[..., Any], inputs: list[Any], outputs: list[Any]) -> None:
     while True:
-        items = [plan.get(q) for q in inputs]
+        items = _matched(plan, inputs) if plan.latency else [plan.get(q) for q in inputs]
         if any(item is END for item in items):
             for q in outputs:
                 plan.put(q, END)
@@ -51,13 +63,10 @@ def run(plan: PlanRun, source: FrameSource) -> Iterator[MetricDepth]:
         pkt.pre = {}  # free the input tensors early
         return pkt
 
-    size = 1 if plan.latency else plan.queue_size
-    first = plan.first_queue()
-    to_depth, depth_out, to_finish, results = (queue.Queue(size) for _ in range(4))
-    stages: list[tuple[str, Callable[..., Any], list[Any], list[queue.Queue]]]
+    first, results, to_depth, depth_out, to_finish = (plan.boundary() for _ in range(5))
+    stages: list[tuple[str, Callable[..., Any], list[Any], list[Any]]]
     if st.has_image_encoder:
-        to_image: queue.Queue = queue.Queue(size)
-        image_out: queue.Queue = queue.Queue(size)
+        to_image, image_out = plan.boundary(), plan.boundary()
         stages = [
             ("preprocess", preprocess, [first], [to_depth, to_image]),
             ("depth", depth, [to_depth], [depth_out]),

@@ -15,6 +15,7 @@ intermediates can move between stages without host copies.
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -65,6 +66,7 @@ class Runner(abc.ABC):
         self.last_inference_ms = 0.0
         self._inputs: dict[str, TensorSpec] | None = None
         self._outputs: dict[str, TensorSpec] | None = None
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ public API
     def activate(self) -> "Runner":
@@ -87,6 +89,9 @@ class Runner(abc.ABC):
         if not self.is_active:
             return
         try:
+            if self._worker is not None:
+                self._worker.shutdown(wait=True)  # issued calls finish before the graph goes
+                self._worker = None
             self.deactivate_impl()
         finally:
             self.is_active = False
@@ -125,6 +130,22 @@ class Runner(abc.ABC):
         out = self.infer_impl(dict(feed))
         self.last_inference_ms = (time.perf_counter() - start) * 1e3
         return out
+
+    def issue(self, feed: Mapping[str, Any]) -> "Issued":
+        """Start :meth:`infer` on this runner's own worker thread and return at once.
+
+        Calls on one runner run in the order they were issued; calls on different runners
+        run concurrently (ONNX Runtime and TensorRT release the GIL while they compute, and
+        each TensorRT runner computes on its own CUDA stream). A value in ``feed`` may be
+        another call's pending output (:meth:`Issued.output`): the worker waits for it
+        first, so the caller never blocks. :meth:`Issued.wait` returns the outputs.
+        """
+        self._require_active()
+        if self._worker is None:
+            self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"tr2m-{self.name}")
+        call = Issued(self)
+        call.future = self._worker.submit(call.run, dict(feed))
+        return call
 
     def check_inputs(self, feed: Mapping[str, Any]) -> None:
         """Validate names, dtypes and shapes of ``feed`` against the input metadata."""
@@ -206,3 +227,47 @@ def activated(runners: Mapping[str, Runner]) -> Iterator[dict[str, Runner]]:
     finally:
         for runner in runners.values():
             runner.deactivate()
+
+
+class Pending:
+    """One named output of an issued call, as a feed value for another runner's call."""
+
+    def __init__(self, call: "Issued", name: str) -> None:
+        self.call, self.name = call, name
+
+    def resolve(self) -> Any:
+        return self.call.wait()[self.name]
+
+
+class Issued:
+    """A call issued with :meth:`Runner.issue`: :meth:`wait` blocks until its outputs exist.
+
+    ``start`` and ``end`` are the ``time.perf_counter()`` values around the graph's own
+    computation (after its inputs were ready), for per-stage timings.
+    """
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.future: concurrent.futures.Future | None = None
+        self.start = self.end = 0.0
+
+    def run(self, feed: dict[str, Any]) -> dict[str, Any]:
+        ready = {k: (v.resolve() if isinstance(v, Pending) else v) for k, v in feed.items()}
+        self.start = time.perf_counter()
+        try:
+            return self.runner.infer(ready)
+        finally:
+            self.end = time.perf_counter()
+
+    def output(self, name: str) -> Pending:
+        """This call's output ``name``, to feed another call before it is computed."""
+        return Pending(self, name)
+
+    def wait(self) -> dict[str, Any]:
+        """The outputs (re-raises the call's error)."""
+        assert self.future is not None
+        return self.future.result()
+
+    @property
+    def ms(self) -> float:
+        return (self.end - self.start) * 1e3

@@ -22,7 +22,8 @@ def _cudart() -> Any:
         from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
     except ImportError:
         raise BackendError(
-            "cuda-python is not installed (needed for TensorRT buffers and streams): pip install cuda-python."
+            "cuda-python is not installed (needed for TensorRT buffers and streams): pip install 'tr2m-edge[gpu]' "
+            "(or pip install cuda-python)."
         ) from None
     return cudart
 

@@ -47,7 +47,7 @@ def resolve_providers(requested: Sequence[str]) -> list[str]:
     """
     have = available_providers()
     if not have:
-        raise BackendError("onnxruntime is not installed: `pip install onnxruntime` (or onnxruntime-gpu).")
+        raise BackendError("onnxruntime is not installed: pip install 'tr2m-edge[cpu]' (or [gpu] for onnxruntime-gpu).")
     names: list[str] = []
     for item in requested:
         full = PROVIDER_ALIASES.get(item.lower(), item)
@@ -63,6 +63,12 @@ def resolve_providers(requested: Sequence[str]) -> list[str]:
     return names
 
 
+# For graphs without convolutions (the caption graphs): ONNX Runtime's NchwcTransformer only
+# rewrites convolution chains, so skipping it changes nothing there, and with ONNX Runtime
+# 1.32 it crashes (segmentation fault) building a session of the fp16 CLIP text graph.
+CONV_FREE_DISABLED = ("NchwcTransformer",)
+
+
 class OrtRunner(Runner):
     """Runs one ONNX graph with ONNX Runtime.
 
@@ -76,6 +82,8 @@ class OrtRunner(Runner):
         device_outputs: outputs kept on the device as OrtValues (GPU providers with IOBinding only).
         provider_options: extra options per full provider name.
         device_id: CUDA device for GPU providers.
+        disabled_optimizers: ONNX Runtime graph transformers to skip (see
+            :data:`CONV_FREE_DISABLED`).
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class OrtRunner(Runner):
         provider_options: dict[str, dict[str, Any]] | None = None,
         device_id: int = 0,
         name: str | None = None,
+        disabled_optimizers: Sequence[str] = (),
     ) -> None:
         label = name or (Path(model).stem if not isinstance(model, bytes) else "onnx")
         super().__init__(label)
@@ -103,8 +112,14 @@ class OrtRunner(Runner):
         self.device_outputs = tuple(device_outputs)
         self.provider_options = dict(provider_options or {})
         self.device_id = device_id
+        self.disabled_optimizers = tuple(disabled_optimizers)
         self.session: Any = None
         self.providers: list[str] = []
+
+    @property
+    def frame_plan(self) -> str:  # type: ignore[override]
+        """``async`` on GPU providers (the device plan issues and waits), ``host`` on the CPU."""
+        return "async" if self.device_kind == "cuda" else "host"
 
     @property
     def device_kind(self) -> str:
@@ -133,7 +148,9 @@ class OrtRunner(Runner):
         options = [self._options_for(p) for p in providers]
         source = self.model if isinstance(self.model, bytes) else os.fspath(self.model)
         try:
-            self.session = ort.InferenceSession(source, sess_options=opts, providers=providers, provider_options=options)
+            self.session = ort.InferenceSession(source, sess_options=opts, providers=providers, provider_options=options,
+                                                **({"disabled_optimizers": list(self.disabled_optimizers)}
+                                                   if self.disabled_optimizers else {}))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             raise BackendError(
                 f"ONNX Runtime could not load '{self.name}' with {providers}: {str(exc).splitlines()[0]}"

@@ -35,6 +35,8 @@ class TrtRunner(Runner):
         device_id: CUDA device to run on.
     """
 
+    frame_plan = "async"  # computes on its own CUDA stream: the device plan issues and waits (AsyncFramePlan)
+
     def __init__(self, engine: str | Path | bytes, *, device_id: int = 0, name: str | None = None) -> None:
         super().__init__(name or (Path(engine).stem if not isinstance(engine, bytes) else "engine"))
         self.engine_source = engine

@@ -16,6 +16,9 @@ class Sink(abc.ABC):
     def write(self, result: MetricDepth) -> None:
         """Handle one frame's result."""
 
+    def note_skipped(self, items: list[dict[str, str]]) -> None:
+        """Inputs the source could not deliver (unreadable files), told once before :meth:`close`."""
+
     def close(self) -> None:
         """Flush and finalise; called once, also after Ctrl-C or an error."""
 

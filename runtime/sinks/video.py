@@ -1,8 +1,9 @@
 """``--out FILE.mp4``: the RGB frame, (its relative depth,) its colourised metric depth side by side.
 
-Frames go to a hidden temp file next to the target; :meth:`VideoSink.close` finalises the
-container (``VideoWriter.release``) and renames it, so the target path only ever holds a
-complete, playable video.
+Frames go to a hidden temp file next to the target, named by the writing process (two runs
+never share one); :meth:`VideoSink.close` finalises the container (``VideoWriter.release``)
+and renames it, so the target path only ever holds a complete, playable video. Temp files
+of killed runs (their process is gone) are removed by the next run to the same target.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 from pathlib import Path
 
 from tr2m_edge.errors import InputError
+from tr2m_edge.fileio import check_output_file, remove_stale_partials
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sinks.base import Sink
 from tr2m_edge.runtime.sinks.render import DepthColouriser, render_panel
@@ -37,10 +39,10 @@ class VideoSink(Sink):
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC:
             raise InputError(f"Unsupported video extension '{suffix or self.path.name}'. Use one of {', '.join(FOURCC)}.")
-        if not self.path.parent.is_dir():
-            raise InputError(f"The folder of --out does not exist: {self.path.parent}.")
+        check_output_file(self.path, "--out")
         self.fps = float(fps) if fps and fps > 0 else 30.0
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{suffix}")
+        remove_stale_partials(self.path.parent, f".{self.path.stem}.partial-", suffix)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{suffix}")  # one per writer
         self.colouriser = colouriser or DepthColouriser()
         self.scale = max(1, int(scale))
         self.writer = None

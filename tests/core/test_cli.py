@@ -28,6 +28,8 @@ def test_info(capsys):
     assert code == 0
     assert "onnxruntime" in out and "CPUExecutionProvider" in out
     assert "TensorRT" in out and "18.96 M" in out and "paper" in out and "edge" in out
+    assert "paper: depth: LiheYoung/depth-anything-small-hf; image features: facebook/dinov2-large; " \
+           "text: open_clip ViT-L-14-quickgelu:openai; text in fp32" in out and "0.001-80" in out
 
 
 def test_import_official_cli(tmp_path, capsys):

@@ -107,3 +107,29 @@ def test_metric_from_relative():
     b = torch.tensor([[[[0.1, 0.0]]]])
     rel = torch.tensor([[[[1.8, 0.25]]]])
     assert torch.allclose(metric_from_relative(a, b, rel), torch.tensor([[[[1.0, 2.0]]]]))
+
+
+def test_coarse_output_strides_give_full_size_smooth_maps():
+    import dataclasses
+
+    base = get_preset("tiny").head
+    grid = (10, 13)
+    feats = torch.randn(2, grid[0] * grid[1], base.in_channels)
+    text = torch.randn(2, base.text_dim)
+    sizes = {}
+    for stride in (1, 2, 4, 8):
+        head = ScaleMapHead(dataclasses.replace(base, output_stride=stride)).eval()
+        with torch.no_grad():
+            a, b = head.forward_frame(feats, head.scene_bias(text), grid)
+        assert a.shape == b.shape == (2, 1, 140, 182) and bool((a > 0).all()) and bool((b > 0).all())
+        sizes[stride] = sum(p.numel() for p in head.parameters())
+    assert sizes[1] == sizes[2] > sizes[4] > sizes[8]  # coarser strides drop trunk stages
+    assert not hasattr(ScaleMapHead(dataclasses.replace(base, output_stride=8)), "resConfUnit1")
+
+
+def test_edge_preset_costs_at_most_115_percent_of_the_depth_model():
+    from tr2m_edge.model.macs import count_macs
+
+    count = count_macs(get_preset("edge"))  # 434x560, random weights of the published sizes (meta device)
+    assert count.ratio_to_depth <= 1.15, count
+    assert "image_encoder" not in count.per_frame  # one ViT per frame

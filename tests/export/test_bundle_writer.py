@@ -29,7 +29,7 @@ CAPTION = "warehouse aisle"
 def runners_of(bundle, precision="fp32"):
     out = {}
     for comp in bundle.manifest.components():
-        if comp == "tokenizer":
+        if comp in ("tokenizer", "check"):  # the vocabulary, the parity inputs: not graphs
             continue
         entry = bundle.manifest.find(comp, precision) or bundle.manifest.find(comp, "fp32")
         out[comp] = OrtRunner(bundle.path(entry)).activate()
@@ -39,7 +39,8 @@ def runners_of(bundle, precision="fp32"):
 def test_fp32_and_fp16_round_trip_with_parity(fp16_bundle, export_model):
     bundle = open_bundle(fp16_bundle)  # verifies every sha256
     man = bundle.manifest
-    assert man.components() == ["depth", "head", "image_encoder", "preprocess", "scene_bias", "text_encoder", "tokenizer"]
+    assert man.components() == ["check", "depth", "head", "image_encoder", "preprocess", "scene_bias", "text_encoder",
+                                "tokenizer"]
     for comp in ("depth", "image_encoder", "head"):
         entry = bundle.require(comp, "fp16")
         assert all(t.dtype in ("float32", "int64") for t in entry.inputs + entry.outputs)  # fp32 I/O
@@ -80,7 +81,7 @@ def test_flipped_byte_in_any_bundle_file_is_caught_by_name(fp16_bundle, tmp_path
     copy = tmp_path / "b"
     shutil.copytree(fp16_bundle, copy)
     files = open_bundle(copy).manifest.files
-    assert len(files) == 10
+    assert len(files) == 11  # 9 graphs, the vocabulary and check.npz (the parity inputs `build` checks engines on)
     for entry in files:
         path = copy / entry.file
         original = path.read_bytes()

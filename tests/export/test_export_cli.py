@@ -56,7 +56,7 @@ def test_export_info_and_scenes_commands(tmp_path, capsys, checkpoint):
                             "-o", out_dir, "--quiet"], capsys)
     text = " ".join(out.split())  # rich wraps long lines
     assert code in (0, None)
-    assert f"Wrote bundle {out_dir} (7 files, verified)" in text and "parity fp32" in text
+    assert f"Wrote bundle {out_dir} (8 files, verified)" in text and "parity fp32" in text
 
     code, out, _ = run_cli(["info", out_dir], capsys)
     text = " ".join(out.split())

@@ -9,7 +9,7 @@ import pytest
 from tr2m_edge.bundle import ComponentFile, Manifest, check_engine_compat
 from tr2m_edge.config import get_preset
 from tr2m_edge.errors import BundleError
-from tr2m_edge.export.tensorrt import engine_profile
+from tr2m_edge.runtime.engines import engine_profile
 from tr2m_edge.system import EngineTarget, engine_target
 
 BUILT = {"version": "10.3.0", "gpu": "Orin (nvgpu)", "compute_capability": "8.7", "precision": "fp16"}
@@ -35,7 +35,7 @@ def test_other_gpu_or_tensorrt_is_refused_with_rebuild_advice(device):
     msg = str(info.value)
     assert "built for Orin (nvgpu) (sm 8.7) / TRT 10.3.0" in msg
     assert f"this device is {device.gpu} (sm {device.compute_capability}) / TRT {device.tensorrt}" in msg
-    assert "rebuild with `tr2m-edge export ... --trt` on this device (the ONNX files stay usable)" in msg
+    assert "rebuild with `tr2m-edge build BUNDLE` on this device (the ONNX files stay usable)" in msg
 
 
 def test_no_gpu_is_refused():

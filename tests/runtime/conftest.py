@@ -45,6 +45,14 @@ def tiny_bundle(tmp_path_factory, tiny_checkpoint) -> Path:
     return Path(_export_bundle()(tiny_checkpoint, out, frame_size=FRAME_SIZE, scenes=CAPTIONS[:1], progress=False))
 
 
+@pytest.fixture()
+def bundle_copy(tiny_bundle, tmp_path) -> Path:
+    """A private copy of the tiny bundle (for tests that change, lock or build into it)."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+
+
 @pytest.fixture(scope="session")
 def ort_pipeline(tiny_bundle):
     from tr2m_edge.runtime import DepthPipeline

@@ -20,3 +20,15 @@ def distinct_frames(count: int, size: tuple[int, int] = FRAME_SIZE, seed: int = 
         f[0, 0] = [i % 256, (i // 256) % 256, 7]
         frames.append(f)
     return frames
+
+
+def run_cli(args, capsys) -> tuple[int | None, str, str]:
+    """``tr2m-edge ARGS`` in this process: (exit status, stdout, stderr)."""
+    import pytest
+
+    from tr2m_edge.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err

@@ -68,6 +68,18 @@ def test_serial_and_pipelined_give_identical_results(ort_pipeline, plan):
         np.testing.assert_array_equal(a, b)
 
 
+def test_the_serial_plan_in_a_pipelined_mode_runs_one_frame_at_a_time(ort_pipeline):
+    frames = distinct_frames(5, seed=2)
+    serial = [r.depth for r in ort_pipeline.stream(frames, mode="serial")]
+    executor = ort_pipeline.executor_for("latency", plan="serial")
+    assert executor.plan == "serial" and "requested" in executor.plan_reason
+    results = list(executor.run(ArraySource(frames)))
+    assert [r.index for r in results] == list(range(5)) and executor.counters["dropped"] == 0
+    for a, b in zip(serial, results):
+        np.testing.assert_array_equal(a, b.depth)
+    assert set(results[0].stage_ms) >= {"depth", "head"}
+
+
 @pytest.mark.parametrize("plan", PLANS)
 def test_stop_drains_every_captured_frame(ort_pipeline, plan):
     executor = ort_pipeline.executor_for("throughput", queue_size=2, plan=plan)
@@ -220,7 +232,7 @@ def test_the_plan_follows_the_runners_device(ort_pipeline, torch_reference, tiny
     executor = Executor(gpu, CaptionState(), mode="latency")
     assert executor.plan == "device" and "GPU" in executor.plan_reason
     assert Executor(gpu, CaptionState(), mode="throughput", plan="threads").plan == "threads"
-    with pytest.raises(ConfigError, match="Unknown executor plan 'fast'. Available: auto, threads, device"):
+    with pytest.raises(ConfigError, match="Unknown executor plan .fast.. Available: auto, serial, threads, device"):
         Executor(gpu, CaptionState(), plan="fast")
 
 

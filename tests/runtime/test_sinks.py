@@ -133,3 +133,33 @@ def test_enlarged_panel_with_relative_depth_and_a_labelled_bar():
     assert unlabelled[0, :20].max() > 0 and bar[0].max() == 0  # the labelled ramp starts lower ...
     assert (bar[1:16, :] > 200).any()  # ... under the white "depth (m)"
     np.testing.assert_array_equal(bar[-1, :40], unlabelled[-1, :40])  # both end at the far colour
+
+
+def test_png_unit_is_explicit_and_clipping_is_counted_and_warned_once(tmp_path, caplog):
+    far = [result(i) for i in range(3)]  # uniform 0.2-70 m: some pixels beyond 65.535 m
+    expected = [int(np.count_nonzero(np.rint(r.depth.astype(np.float64) * 1000) > 65535)) for r in far]
+    assert min(expected) > 0
+    with caplog.at_level("WARNING", logger="tr2m_edge.runtime.sinks.files"):
+        sink = DepthFileSink(tmp_path / "mm", npy=True)
+        for r in far:
+            sink.write(r)
+        sink.close()
+    warnings = [rec for rec in caplog.records if "saturates above 65.535 m" in rec.getMessage()]
+    assert len(warnings) == 1 and sink.clipped == sum(expected)
+    records = [json.loads(line) for line in (tmp_path / "mm" / "frames.jsonl").read_text().splitlines()]
+    assert [r["png_clipped"] for r in records] == expected and all(r["png_scale"] == 1000.0 for r in records)
+    for r, rec in zip(far, records):
+        np.testing.assert_array_equal(np.load(tmp_path / "mm" / rec["npy"]), r.depth)  # metres stay exact
+
+
+def test_png_scale_stores_far_depth_in_other_units(tmp_path):
+    r = result(0)
+    sink = DepthFileSink(tmp_path / "cm", png_scale=100.0)
+    sink.write(r)
+    sink.close()
+    rec = json.loads((tmp_path / "cm" / "frames.jsonl").read_text())
+    assert rec["png_scale"] == 100.0 and rec["png_clipped"] == 0
+    png = cv2.imread(str(tmp_path / "cm" / rec["png"]), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_allclose(png / rec["png_scale"], r.depth, atol=5e-3 + 1e-6)  # centimetres up to 655 m
+    with pytest.raises(InputError, match="--png-scale must be > 0"):
+        DepthFileSink(tmp_path / "bad", png_scale=0)

@@ -65,11 +65,14 @@ def test_kitti_eigen_layout_kb_crop_and_missing_ground_truth(tmp_path: Path) -> 
                                    ("2011_09_26_drive_0002_sync", 70, rgb_image(shape, 4), None)])
     ds = KittiDataset(tmp_path, "train")
     assert len(ds) == 1, "lines without ground truth are skipped"
-    assert np.array_equal(ds[0]["depth"][0].numpy(), depth)  # full frame in the evaluation view, / 256
-    crop = ds[(0, 1)]  # training view without resize: the 352x1216 KB crop (bottom rows, centred)
-    assert crop["image"].shape == (3, 352, 1216)
     top, left = 375 - 352, (1242 - 1216) // 2
-    assert np.array_equal(crop["depth"][0].numpy(), depth[top:top + 352, left:left + 1216])
+    kb = depth[top:top + 352, left:left + 1216]  # the 352x1216 KB crop: bottom rows, centred, / 256
+    # both views: image and ground truth cut to the KB crop first, as the released loader does
+    view = ds[0]
+    assert view["image"].shape == (3, 352, 1216) and np.array_equal(view["depth"][0].numpy(), kb)
+    crop = ds[(0, 1)]  # training view without resize
+    assert crop["image"].shape == (3, 352, 1216)
+    assert np.array_equal(crop["depth"][0].numpy(), kb)
     with pytest.raises(DataError, match=r"No KITTI split file for 'test': expected eigen_test_files_with_gt.txt"):
         KittiDataset(tmp_path, "test")
 
@@ -91,7 +94,10 @@ def test_c3vd_colour_and_tiff_depth_in_millimetres(tmp_path: Path) -> None:
                                  ("cecum_t1_a", 1, rgb_image((10, 12), 7), depth_mm)])
     ds = C3vdDataset(tmp_path, "test")
     assert len(ds) == 2 and ds.protocol.max_depth == 100.0
-    assert np.allclose(ds[0]["depth"][0].numpy(), depth_mm, rtol=1e-6)
+    # the released loader resizes to 480x640: ground truth by nearest neighbour (OpenCV: floor(i * in / out))
+    rows, cols = np.arange(480) * 10 // 480, np.arange(640) * 12 // 640
+    assert ds[0]["image"].shape == (3, 480, 640)
+    assert np.allclose(ds[0]["depth"][0].numpy(), depth_mm[rows][:, cols], rtol=1e-6)
     (tmp_path / "cecum_t1_a" / "0001_depth.tiff").unlink()
     with pytest.raises(DataError, match=r"No depth for .*0001_color.png: expected 0001_depth.tiff"):
         C3vdDataset(tmp_path, "test")
@@ -137,7 +143,8 @@ def test_open_dataset_from_specs(tmp_path: Path) -> None:
     assert ds.protocol.max_depth == 5.0 and ds[(0, 0)]["image"].shape == (3, 14, 14)
     syn = open_dataset(DatasetSpec("synthetic", count=3, seed=2), size=(28, 28))
     assert len(syn) == 3 and syn.protocol.variance_focus == 0.6
-    with pytest.raises(ConfigError, match="Unknown dataset 'sun'. Available: nyu, kitti, void, c3vd, folder, synthetic"):
+    with pytest.raises(ConfigError, match="Unknown dataset 'sun'. Available: nyu, kitti, void, c3vd, folder, synthetic, "
+                                          "sunrgbd, ibims, diode_outdoor, hypersim, simcol"):
         DatasetSpec("sun", root="x")
     with pytest.raises(ConfigError, match="Dataset 'nyu' needs a root folder"):
         DatasetSpec("nyu")

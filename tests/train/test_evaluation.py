@@ -1,4 +1,4 @@
-"""Evaluation protocol on fixture trees: crops, depth caps, KITTI pasting, per-image averaging.
+"""Evaluation protocol on fixture trees: crops, depth caps, KITTI KB crop, per-image averaging.
 
 A head whose last layers are set by hand predicts the same depth at every pixel, so the
 expected metrics follow from the ground truth written into each fixture, by hand.
@@ -94,21 +94,24 @@ def test_nyu_eigen_crop_depth_cap_and_averaging(tmp_path: Path, ckpt3: Path) -> 
     assert data["depth_range"] == [0.001, 10.0] and len(data["per_image"]) == 2
 
 
-def test_kitti_kb_crop_prediction_pasted_into_the_frame_garg_crop(tmp_path: Path, ckpt3: Path) -> None:
+def test_kitti_ground_truth_kb_cropped_first_then_garg_crop(tmp_path: Path, ckpt3: Path) -> None:
+    # KB crop of a 375x1242 frame: rows 23:375, cols 13:1229; the Garg crop of that 352x1216
+    # frame: rows 143:349, cols 43:1172, i.e. frame rows 166:372, cols 56:1185.
     gt = np.zeros((375, 1242), np.float32)
-    gt[23:153, 13:1229] = 50.0  # inside the KB crop but above the Garg crop: not evaluated
-    gt[153:371, 44:620] = 2.0  # Garg crop: rows 153:371, cols 44:1197
-    gt[153:371, 620:1196] = 4.0
+    gt[23:166, 13:1229] = 50.0  # inside the KB crop but above its Garg crop: not evaluated
+    gt[153:166, 44:1197] = 50.0  # the Garg crop of the full frame would take these rows: not evaluated
+    gt[166:372, 56:620] = 2.0  # Garg crop of the KB crop, left 564 columns
+    gt[166:372, 620:1184] = 4.0  # right 564 columns (column 1184 stays 0)
+    gt[372:, :] = 50.0  # below the Garg crop: not evaluated
     kitti_tree(tmp_path, "test", [("2011_09_26_drive_0002_sync", 69, rgb_image((375, 1242), 3), gt)])
     spec = DatasetSpec("kitti", root=str(tmp_path), split="test")
     result = evaluate_checkpoint(ckpt3, spec, progress=False)
     assert result.input_size == (350, 1204) and result.crop == "garg" and result.depth_range == (1e-3, 80.0)
     _check(result.metrics, two_four())
+    assert result.per_image[0]["pixels"] == (349 - 143) * 1128
     model, _ = load_trained_model(ckpt3)
     pred = evaluate(model, open_dataset(spec), keep_predictions=True).per_image[0]["pred"]
-    assert pred.shape == (375, 1242)
-    assert np.allclose(pred[23:, 13:1229], 3.0, rtol=1e-5)  # the 352x1216 KB crop, bottom rows, centred
-    assert (pred[:23] == 0).all() and (pred[:, :13] == 0).all() and (pred[:, 1229:] == 0).all()
+    assert pred.shape == (352, 1216) and np.allclose(pred, 3.0, rtol=1e-5)  # scored at 352x1216, nothing pasted
 
 
 def test_void_range_and_c3vd_millimetres(tmp_path: Path, ckpt3: Path) -> None:
@@ -122,8 +125,9 @@ def test_void_range_and_c3vd_millimetres(tmp_path: Path, ckpt3: Path) -> None:
     ckpt30 = constant_checkpoint(tmp_path / "thirty.pt", 30.0)
     result = evaluate_checkpoint(ckpt30, DatasetSpec("c3vd", root=str(tmp_path / "c3vd"), split="test"),
                                  progress=False)
-    assert result.input_size == get_preset("tiny").preprocess.input_size and result.crop == "none"
+    assert result.input_size == (434, 560) and result.crop == "none"  # released: 480x640 frames -> 434x560
     _check(result.metrics, two_four(scale=10.0))
+    assert result.per_image[0]["pixels"] == 480 * 640  # scored at the loader's 480x640
 
 
 def test_folder_eval_and_caption_shuffle(tmp_path: Path, ckpt3: Path) -> None:

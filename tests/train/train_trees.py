@@ -79,12 +79,33 @@ def void_tree(root: Path, split: str, frames: list[tuple[str, str, np.ndarray, n
     (root / "void_1500" / f"{split}_ground_truth.txt").write_text("\n".join(gts) + "\n")
 
 
-def c3vd_tree(root: Path, split: str, frames: list[tuple[str, int, np.ndarray, np.ndarray]]) -> None:
+def c3vd_tree(root: Path, split: str, frames: list[tuple[str, int, np.ndarray, np.ndarray]],
+              captions: bool = True) -> None:
     """frames: (sequence, number, rgb, depth millimetres 0-100) -> NNNN_color.png + NNNN_depth.tiff."""
     for seq, num, rgb, depth_mm in frames:
         write_rgb(root / seq / f"{num:04d}_color.png", rgb)
         write_depth16(root / seq / f"{num:04d}_depth.tiff", depth_mm, 65535.0 / 100.0)
-        write_caption(root, "c3vd", split, f"{seq}/{num:04d}_color")
+        if captions:
+            write_caption(root, "c3vd", split, f"{seq}/{num:04d}_color")
+
+
+# The 22 sequences of C3VD as published (folder names).
+C3VD_SEQUENCES = ("cecum_t1_a", "cecum_t1_b", "cecum_t2_a", "cecum_t2_b", "cecum_t2_c", "cecum_t3_a", "cecum_t4_a",
+                  "cecum_t4_b", "desc_t4_a", "sigmoid_t1_a", "sigmoid_t2_a", "sigmoid_t3_a", "sigmoid_t3_b",
+                  "trans_t1_a", "trans_t1_b", "trans_t2_a", "trans_t2_b", "trans_t2_c", "trans_t3_a", "trans_t3_b",
+                  "trans_t4_a", "trans_t4_b")
+
+
+def lidar_depth(shape: tuple[int, int], seed: int, density: float = 0.16) -> np.ndarray:
+    """KITTI-like sparse ground truth (metres, multiples of 1/256): nothing in the top 35 % of the
+    frame, a ``density`` fraction of the rest valid, nearer towards the bottom."""
+    h, w = shape
+    rng = np.random.default_rng(seed)
+    rows = np.arange(h, dtype=np.float32)[:, None] / h
+    depth = np.clip(4.0 / np.maximum(rows - 0.3, 0.02), 2.0, 120.0) * rng.uniform(0.8, 1.2, size=(h, w))
+    depth = np.round(depth * 256.0) / 256.0
+    depth[(rng.random((h, w)) > density) | (rows < 0.35)] = 0.0
+    return depth.astype(np.float32)
 
 
 def folder_tree(root: Path, frames: list[tuple[str, np.ndarray, np.ndarray, str]], npy: tuple[str, ...] = (),

@@ -46,7 +46,8 @@ def _exporting() -> bool:
 
 
 class PreprocessComponent(nn.Module):
-    """frame uint8 (H, W, 3) RGB -> image (1, 3, h, w) normalised, always at the configured size.
+    """frame uint8 (H, W, 3) RGB -> image (1, 3, h, w) normalised, always at the configured size,
+    resized as ``cfg.resize`` says (bilinear align_corners, or antialiased bilinear).
 
     Mean and std are buffers: built per call they would be pageable host->device copies,
     which CUDA graph capture refuses. The resize is kept even at equal sizes (an exact
@@ -56,12 +57,13 @@ class PreprocessComponent(nn.Module):
     def __init__(self, cfg: PreprocessConfig) -> None:
         super().__init__()
         self.input_size = tuple(cfg.input_size)
+        self.resize = cfg.resize
         self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, frame: torch.Tensor) -> torch.Tensor:
         return resize_normalise(frame.permute(2, 0, 1).unsqueeze(0), self.input_size, self.mean, self.std,
-                                always_resize=True)
+                                always_resize=True, mode=self.resize)
 
 
 class DepthComponent(nn.Module):

@@ -13,6 +13,7 @@ relative depth has realistic magnitudes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 from typing import Callable, Iterator
@@ -21,7 +22,9 @@ import torch
 from torch import nn
 
 from tr2m_edge.config import CONTEXT_LENGTH, PATCH_SIZE, EncoderSpec
-from tr2m_edge.errors import ConfigError, ModelLoadError
+from tr2m_edge.errors import ConfigError
+from tr2m_edge.model.loaders import load_open_clip, load_transformers
+from tr2m_edge.model.pos_embed import use_original_position_interpolation
 
 log = logging.getLogger(__name__)
 CLIP_VOCAB = 49408  # open_clip / OpenAI BPE vocabulary size
@@ -99,16 +102,6 @@ def calibrate_random_depth(encoder: "DepthEncoder", seed: int = 0, target_mean: 
     return k
 
 
-def _load(what: str, source: str, loader: Callable[[], nn.Module]) -> nn.Module:
-    try:
-        return loader()
-    except Exception as exc:  # noqa: BLE001 - every loader failure becomes one clear error
-        raise ModelLoadError(
-            f"Could not load the {what} from '{source}': {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
-            "Pass a local directory (or weight file) that holds it, or a hub id reachable from this machine."
-        ) from exc
-
-
 class DepthEncoder(nn.Module):
     """Depth Anything: image (B,3,H,W) -> relative depth D_r (B,1,H,W) [+ last-block tokens].
 
@@ -150,70 +143,144 @@ class ImageEncoder(nn.Module):
         return self.model(pixel_values=pixel_values).last_hidden_state[:, 1:]
 
 
-class TextEncoder(nn.Module):
-    """CLIP text tower: token ids (B,77) int64 -> pooled, projected embedding (B,D)."""
+class Fp32LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32 and cast back to its input's dtype (as OpenAI's CLIP
+    does in fp16: the released code runs its text tower that way on CUDA)."""
 
-    def __init__(self, model: nn.Module, family: str, embed_dim: int) -> None:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+_FP32_NORMS: dict[type, type] = {}
+
+
+def half_precision(model: nn.Module) -> nn.Module:
+    """Weights and activations in fp16, every LayerNorm computed in fp32 (in place; each norm's
+    class becomes a subclass computing in fp32, its weights and state-dict keys unchanged)."""
+    model.half()
+    for mod in model.modules():
+        if isinstance(mod, nn.LayerNorm) and not isinstance(mod, Fp32LayerNorm):
+            cls = type(mod)
+            if cls not in _FP32_NORMS:
+                _FP32_NORMS[cls] = type(f"Fp32{cls.__name__}", (Fp32LayerNorm, cls),
+                                        {"forward": Fp32LayerNorm.forward, "__module__": __name__})
+            mod.__class__ = _FP32_NORMS[cls]
+            mod.float()
+    return model
+
+
+class TextEncoder(nn.Module):
+    """CLIP text tower: token ids (B,77) int64 -> pooled, projected embedding (B,D).
+
+    ``precision`` ``fp16`` runs the tower in half precision with fp32 LayerNorms (the
+    released code's CUDA behaviour; the embedding moves by ~0.15 % RMS from fp32); the
+    output keeps the tower's dtype (callers cast to float32).
+    """
+
+    def __init__(self, model: nn.Module, family: str, embed_dim: int, precision: str = "fp32") -> None:
         super().__init__()
         self.model = model
         self.family = family
         self.embed_dim = embed_dim
+        self.precision = precision
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.family == "open_clip":
             return self.model.encode_text(tokens)
         return self.model(input_ids=tokens).text_embeds
 
+    def float32_copy(self) -> "TextEncoder":
+        """The same weights (fp16-rounded ones stay so) computing in float32: what the exporter
+        traces before converting the graph to fp16 (tracing fp16 on the CPU is unsupported)."""
+        return freeze(TextEncoder(copy.deepcopy(self.model).float(), self.family, self.embed_dim, "fp32"))
+
+    def at_precision(self, precision: str) -> "TextEncoder":
+        """This encoder when it already computes in ``precision`` (fp32 | fp16), else a converted copy."""
+        if precision == self.precision:
+            return self
+        copied = self.float32_copy()
+        if precision == "fp16":
+            half_precision(copied.model)
+            copied.precision = "fp16"
+        return copied
+
+
+def text_activation(encoder: TextEncoder) -> str:
+    """The MLP activation of the text tower: ``quick_gelu`` (x * sigmoid(1.702 x), OpenAI CLIP) or ``gelu``."""
+    if encoder.family == "hf_clip":
+        return str(encoder.model.config.hidden_act)
+    act = encoder.model.transformer.resblocks[0].mlp.gelu
+    return "quick_gelu" if type(act).__name__ == "QuickGELU" else type(act).__name__.lower()
+
 
 # ------------------------------------------------------------------ builders
 
-def build_depth_encoder(spec: EncoderSpec, return_tokens: bool = False) -> DepthEncoder:
+def _random_depth_anything(spec: EncoderSpec) -> nn.Module:
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
+    h, n = spec.hidden_size, spec.num_layers
+    backbone = Dinov2Config(
+        hidden_size=h, num_hidden_layers=n, num_attention_heads=spec.num_heads,
+        intermediate_size=4 * h, patch_size=PATCH_SIZE, image_size=518,
+        out_indices=list(range(n - 3, n + 1)), apply_layernorm=True, reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=h,
+        neck_hidden_sizes=[max(4, h // 8), max(4, h // 4), max(4, h // 2), h],
+        fusion_hidden_size=max(8, h // 6), head_hidden_size=max(4, h // 12),  # DA-S: 64, 32
+    )
+    with random_weights(spec.seed):
+        return DepthAnythingForDepthEstimation(config)
+
+
+def _sized(spec: EncoderSpec, build: Callable[[EncoderSpec], nn.Module]) -> Callable[[], nn.Module] | None:
+    """The from-sizes builder of ``spec`` when it carries sizes (architecture of a bare weight file)."""
+    return (lambda: build(spec)) if min(spec.hidden_size, spec.num_layers, spec.num_heads) > 0 else None
+
+
+def build_depth_encoder(spec: EncoderSpec, return_tokens: bool = False) -> DepthEncoder:
+    from transformers import DepthAnythingForDepthEstimation
+
     if spec.source is not None:
-        model = _load(
-            "Depth Anything model", spec.source,
-            lambda: DepthAnythingForDepthEstimation.from_pretrained(spec.source),
-        )
+        model = load_transformers(DepthAnythingForDepthEstimation, spec.source, "Depth Anything model",
+                                  spec.family, _sized(spec, _random_depth_anything))
     else:
-        h, n = spec.hidden_size, spec.num_layers
-        backbone = Dinov2Config(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=spec.num_heads,
-            intermediate_size=4 * h, patch_size=PATCH_SIZE, image_size=518,
-            out_indices=list(range(n - 3, n + 1)), apply_layernorm=True, reshape_hidden_states=False,
-        )
-        config = DepthAnythingConfig(
-            backbone_config=backbone, reassemble_hidden_size=h,
-            neck_hidden_sizes=[max(4, h // 8), max(4, h // 4), max(4, h // 2), h],
-            fusion_hidden_size=max(8, h // 6), head_hidden_size=max(4, h // 12),  # DA-S: 64, 32
-        )
-        with random_weights(spec.seed):
-            model = DepthAnythingForDepthEstimation(config)
+        model = _random_depth_anything(spec)
+    use_original_position_interpolation(model)
     encoder = freeze(DepthEncoder(model, return_tokens))
     if spec.is_random and not _on_meta(encoder):
         calibrate_random_depth(encoder, seed=spec.seed)
     return encoder
 
 
-def build_image_encoder(spec: EncoderSpec) -> ImageEncoder:
+def _random_dinov2(spec: EncoderSpec) -> nn.Module:
     from transformers import Dinov2Config, Dinov2Model
 
+    config = Dinov2Config(
+        hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads, intermediate_size=4 * spec.hidden_size,
+        patch_size=PATCH_SIZE, image_size=518,
+    )
+    with random_weights(spec.seed):
+        return Dinov2Model(config)
+
+
+def build_image_encoder(spec: EncoderSpec) -> ImageEncoder:
+    from transformers import Dinov2Model
+
     if spec.source is not None:
-        model = _load("DINOv2 image encoder", spec.source, lambda: Dinov2Model.from_pretrained(spec.source))
+        model = load_transformers(Dinov2Model, spec.source, "DINOv2 image encoder", spec.family,
+                                  _sized(spec, _random_dinov2))
     else:
-        config = Dinov2Config(
-            hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers,
-            num_attention_heads=spec.num_heads, intermediate_size=4 * spec.hidden_size,
-            patch_size=PATCH_SIZE, image_size=518,
-        )
-        with random_weights(spec.seed):
-            model = Dinov2Model(config)
+        model = _random_dinov2(spec)
+    use_original_position_interpolation(model)
     return freeze(ImageEncoder(model))
 
 
 def build_text_encoder(spec: EncoderSpec) -> TextEncoder:
+    """The text tower of ``spec`` (QuickGELU where the architecture says so), in ``spec.precision``."""
     if spec.family == "open_clip":
-        model = _build_open_clip(spec)
+        model = load_open_clip(spec.source, spec.pretrained, lambda: _random_open_clip(spec))
         dim = int(model.text_projection.shape[-1]) if model.text_projection is not None else spec.embed_dim
     else:
         model = _build_hf_clip(spec)
@@ -222,40 +289,33 @@ def build_text_encoder(spec: EncoderSpec) -> TextEncoder:
         raise ConfigError(
             f"Text encoder '{spec.source}' outputs {dim}-d embeddings but the config expects {spec.embed_dim}."
         )
-    return freeze(TextEncoder(model, spec.family, dim))
+    encoder = TextEncoder(model, spec.family, dim, spec.precision)
+    if spec.precision == "fp16":
+        half_precision(encoder.model)
+    if spec.family == "open_clip" and spec.source is not None and text_activation(encoder) != "quick_gelu":
+        log.warning("open_clip '%s' uses %s; OpenAI CLIP (the released TR2M text tower) uses QuickGELU: "
+                    "use '%s-quickgelu'.", spec.source, text_activation(encoder), spec.source)
+    return freeze(encoder)
 
 
-def _build_open_clip(spec: EncoderSpec) -> nn.Module:
+def _random_open_clip(spec: EncoderSpec) -> nn.Module:
     import open_clip
 
-    if spec.source is not None:
-        model = _load(
-            "open_clip text encoder", f"{spec.source}/{spec.pretrained}",
-            lambda: open_clip.create_model(spec.source, pretrained=spec.pretrained),
+    with random_weights(spec.seed):
+        return open_clip.CLIP(
+            embed_dim=spec.embed_dim,
+            vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=16, head_width=16, patch_size=14, image_size=28),
+            text_cfg=open_clip.CLIPTextCfg(
+                context_length=CONTEXT_LENGTH, vocab_size=CLIP_VOCAB, width=spec.hidden_size,
+                heads=spec.num_heads, layers=spec.num_layers,
+            ),
+            quick_gelu=True,
         )
-    else:
-        with random_weights(spec.seed):
-            model = open_clip.CLIP(
-                embed_dim=spec.embed_dim,
-                vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=16, head_width=16, patch_size=14, image_size=28),
-                text_cfg=open_clip.CLIPTextCfg(
-                    context_length=CONTEXT_LENGTH, vocab_size=CLIP_VOCAB, width=spec.hidden_size,
-                    heads=spec.num_heads, layers=spec.num_layers,
-                ),
-                quick_gelu=True,
-            )
-    model.visual = nn.Identity()  # only the text tower is used; drop the image tower's weights
-    return model
 
 
-def _build_hf_clip(spec: EncoderSpec) -> nn.Module:
+def _random_hf_clip(spec: EncoderSpec) -> nn.Module:
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    if spec.source is not None:
-        return _load(
-            "CLIP text encoder", spec.source,
-            lambda: CLIPTextModelWithProjection.from_pretrained(spec.source),
-        )
     config = CLIPTextConfig(
         vocab_size=CLIP_VOCAB, hidden_size=spec.hidden_size, intermediate_size=4 * spec.hidden_size,
         num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
@@ -264,6 +324,15 @@ def _build_hf_clip(spec: EncoderSpec) -> nn.Module:
     )
     with random_weights(spec.seed):
         return CLIPTextModelWithProjection(config)
+
+
+def _build_hf_clip(spec: EncoderSpec) -> nn.Module:
+    from transformers import CLIPTextModelWithProjection
+
+    if spec.source is not None:
+        return load_transformers(CLIPTextModelWithProjection, spec.source, "CLIP text encoder", spec.family,
+                                 _sized(spec, _random_hf_clip))
+    return _random_hf_clip(spec)
 
 
 @functools.lru_cache(maxsize=1)

@@ -136,10 +136,15 @@ class ScaleMapHead(nn.Module):
         self.projects = nn.Conv2d(c, cfg.project_channels, 1)
         self.resize_layers = nn.ConvTranspose2d(cfg.project_channels, cfg.project_channels, 2, stride=2)
         self.layer1_rn = nn.Conv2d(cfg.project_channels, dc, 3, padding=1, bias=False)
-        self.resConfUnit1 = ResidualConvUnit(dc)
-        self.out_conv1 = nn.Conv2d(dc, dc, 1)
-        self.resConfUnit2 = ResidualConvUnit(dc)
-        self.out_conv2 = nn.Conv2d(dc, dc, 1)
+        # The trunk doubles the 2x-upsampled token grid ``ups`` times: twice as released (to 8x the
+        # grid, refined to full input size by the per-map heads); fewer for a coarser output_stride.
+        self.ups = {1: 2, 2: 2, 4: 1, 8: 0}[cfg.output_stride]
+        if self.ups >= 1:
+            self.resConfUnit1 = ResidualConvUnit(dc)
+            self.out_conv1 = nn.Conv2d(dc, dc, 1)
+        if self.ups >= 2:
+            self.resConfUnit2 = ResidualConvUnit(dc)
+            self.out_conv2 = nn.Conv2d(dc, dc, 1)
         self.output_conv_scale1 = nn.Conv2d(dc, cfg.mid_channels, 3, padding=1)
         self.output_conv_scale2 = self._out_conv(cfg)
         self.output_conv_shift1 = nn.Conv2d(dc, cfg.mid_channels, 3, padding=1)
@@ -188,19 +193,31 @@ class ScaleMapHead(nn.Module):
     def decode(
         self, tokens: torch.Tensor, grid: tuple[int, int], return_mid: bool = False
     ) -> tuple[torch.Tensor, ...]:
-        """Tokens (B, N, C) -> A, B (B, 1, 14h, 14w) [+ mid features (B, mid, 8h, 8w)]."""
+        """Tokens (B, N, C) -> A, B (B, 1, 14h, 14w) [+ mid features (B, mid, 2^(ups+1) h, ...)].
+
+        With ``output_stride`` s > 1 the per-map convolutions run at 1/s of the input and
+        the log-scale maps are upsampled (bilinear, align_corners=True) to full input size
+        before the exponential: A and B stay smooth and positive.
+        """
         h, w = grid
         bsz, n, c = tokens.shape
         x = tokens.transpose(1, 2).reshape(bsz, c, h, w)
         x = self.resize_layers(self.projects(x))
         x = self.layer1_rn(x)
-        x = _up2(self.out_conv1(self.resConfUnit1(x)))
-        x = _up2(self.out_conv2(self.resConfUnit2(x)))
-        size = (h * PATCH_SIZE, w * PATCH_SIZE)
+        if self.ups >= 1:
+            x = _up2(self.out_conv1(self.resConfUnit1(x)))
+        if self.ups >= 2:
+            x = _up2(self.out_conv2(self.resConfUnit2(x)))
+        full = (h * PATCH_SIZE, w * PATCH_SIZE)
+        stride = self.cfg.output_stride
+        size = full if stride == 1 else (full[0] // stride, full[1] // stride)
         mid_scale = self.output_conv_scale1(x)
         mid_shift = self.output_conv_shift1(x)
         scale = self.output_conv_scale2(F.interpolate(mid_scale, size=size, mode="bilinear", align_corners=True))
         shift = self.output_conv_shift2(F.interpolate(mid_shift, size=size, mode="bilinear", align_corners=True))
+        if stride != 1:
+            scale = F.interpolate(scale, size=full, mode="bilinear", align_corners=True)
+            shift = F.interpolate(shift, size=full, mode="bilinear", align_corners=True)
         a = self.cfg.coef_scale * torch.exp(scale.float())
         b = self.cfg.coef_shift * torch.exp(shift.float())
         if return_mid:

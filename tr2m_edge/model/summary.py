@@ -26,6 +26,7 @@ KNOWN_SIZES: dict[str, tuple[int, int, int]] = {
     "facebook/dinov2-base": (768, 12, 12),
     "facebook/dinov2-small": (384, 12, 6),
     "ViT-L-14": (768, 12, 12),
+    "ViT-L-14-quickgelu": (768, 12, 12),
     "openai/clip-vit-large-patch14": (768, 12, 12),
 }
 
@@ -34,6 +35,8 @@ def _as_random(spec: EncoderSpec) -> EncoderSpec | None:
     """The random stand-in of ``spec`` (itself if already random), None if its size is unknown."""
     if spec.is_random:
         return spec
+    if min(spec.hidden_size, spec.num_layers, spec.num_heads) > 0:  # a weight file with its sizes
+        return dataclasses.replace(spec, source=None, pretrained=None)
     sizes = KNOWN_SIZES.get(spec.source or "")
     if sizes is None:
         return None

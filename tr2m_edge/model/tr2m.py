@@ -68,8 +68,16 @@ class TR2M(nn.Module):
 
     def with_input_size(self, input_size: tuple[int, int]) -> "TR2M":
         """The same parts (shared, not copied) under a config with another network input size, eval mode."""
-        return TR2M(self.cfg.replace(input_size=tuple(input_size)), self.depth_encoder, self.image_encoder,
-                    self.text_encoder, self.head).eval()
+        return self.with_config(self.cfg.replace(input_size=tuple(input_size)))
+
+    def with_config(self, cfg: ModelConfig) -> "TR2M":
+        """The same parts (shared, not copied) under ``cfg``, eval mode.
+
+        ``cfg`` may change what the parts do not hold: input size, resize mode, depth range,
+        and the text encoder's precision (the text tower is then a converted copy).
+        """
+        return TR2M(cfg, self.depth_encoder, self.image_encoder, self.text_encoder.at_precision(cfg.text.precision),
+                    self.head).eval()
 
     def train(self, mode: bool = True) -> "TR2M":
         """Only the head switches mode; frozen encoders stay in eval."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,16 +15,22 @@ from tr2m_edge.train.datasets.base import PROTOCOLS, DepthDataset, Protocol, get
 from tr2m_edge.train.datasets.folder import FolderDataset
 from tr2m_edge.train.datasets.public import C3vdDataset, KittiDataset, NyuDataset, VoidDataset
 from tr2m_edge.train.datasets.synthetic import SyntheticDataset
+from tr2m_edge.train.datasets.teacher import TeacherDataset
+from tr2m_edge.train.datasets.zeroshot import (DiodeDataset, HypersimDataset, IbimsDataset, SimcolDataset,
+                                               SunRgbdDataset)
 
 DATASET_NAMES = tuple(PROTOCOLS)
-_READERS = {"nyu": NyuDataset, "kitti": KittiDataset, "void": VoidDataset, "c3vd": C3vdDataset, "folder": FolderDataset}
+ZERO_SHOT_NAMES = ("sunrgbd", "ibims", "diode_outdoor", "hypersim", "simcol")  # evaluation-only sets
+_READERS = {"nyu": NyuDataset, "kitti": KittiDataset, "void": VoidDataset, "c3vd": C3vdDataset, "folder": FolderDataset,
+            "sunrgbd": SunRgbdDataset, "ibims": IbimsDataset, "diode_outdoor": DiodeDataset,
+            "hypersim": HypersimDataset, "simcol": SimcolDataset, "teacher": TeacherDataset}
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     """One dataset of a training or evaluation run (a JSON object in the train config)."""
 
-    name: str  # nyu | kitti | void | c3vd | folder | synthetic
+    name: str  # nyu | kitti | void | c3vd | folder | synthetic | sunrgbd | ibims | diode_outdoor | hypersim | simcol
     root: str | None = None  # dataset folder (not used by synthetic)
     split: str = "train"
     captions: str | None = None  # caption folder or one-line-per-sample file; default ROOT/text/<name>/<split>
@@ -46,6 +53,11 @@ class DatasetSpec:
             raise ConfigError(f"Dataset '{self.name}' needs a root folder.")
         if self.name == "synthetic" and self.count <= 0:
             raise ConfigError(f"A synthetic dataset needs count > 0; got {self.count}.")
+        proto = self.protocol
+        if not (math.isfinite(proto.min_depth) and math.isfinite(proto.max_depth)
+                and 0 <= proto.min_depth < proto.max_depth):
+            raise ConfigError(f"The valid depth range of '{self.name}' must satisfy 0 <= min_depth < max_depth; got "
+                              f"min_depth {proto.min_depth:g}, max_depth {proto.max_depth:g} (--min-depth/--max-depth).")
 
     @property
     def protocol(self) -> Protocol:
@@ -92,4 +104,4 @@ def default_augment(spec: DatasetSpec) -> AugmentConfig:
     return AugmentConfig(brightness=spec.protocol.brightness)
 
 
-__all__ = ["DATASET_NAMES", "DatasetSpec", "open_dataset", "default_augment"]
+__all__ = ["DATASET_NAMES", "ZERO_SHOT_NAMES", "DatasetSpec", "open_dataset", "default_augment"]

@@ -45,7 +45,7 @@ def test_foreign_engines_are_refused(info, here, match):
 @pytest.mark.skipif(HAS_TRT, reason="checks the message when TensorRT is absent")
 def test_activate_without_tensorrt_says_how_to_get_it(tmp_path):
     (tmp_path / "x.engine").write_bytes(b"\0")
-    with pytest.raises(BackendError, match="TensorRT is not installed .*`pip install tensorrt`"):
+    with pytest.raises(BackendError, match=r"TensorRT is not installed .*pip install 'tr2m-edge\[gpu\]'"):
         TrtRunner(tmp_path / "x.engine").activate()
 
 
