@@ -31,7 +31,10 @@ from tr2m_edge.train.losses import LossConfig
 log = logging.getLogger(__name__)
 TRAIN_SEED = 0  # stream seed of the head's training scenes (offset by the demo seed)
 VAL_SEED = 1000  # stream seed of its validation scenes (the only scenes any choice was made on)
-VARIANTS = ("full", "ablation")  # full loss | without the pseudo-depth and contrast terms
+VARIANTS = ("full", "ablation")
+# A and B at 1/4 of the input, upsampled (the edge preset's output_stride idea; 4 ~ the decoder's own
+# resolution, so no detail is dropped): the full-resolution map convolutions were most of a step.
+HEAD_STRIDE = 4  # full loss | without the pseudo-depth and contrast terms
 
 
 def demo_model_config(stage0: str | Path = STAGE0_DIR, text: str | Path | None = None) -> ModelConfig:
@@ -46,7 +49,7 @@ def demo_model_config(stage0: str | Path = STAGE0_DIR, text: str | Path | None =
     depth = stage0_spec(stage0)
     return tiny.replace(name="tiny-edge-stage0", depth=depth, image=None,
                         text=tiny.text if text is None else text_spec(text),
-                        head=dataclasses.replace(tiny.head, in_channels=depth.hidden_size))
+                        head=dataclasses.replace(tiny.head, in_channels=depth.hidden_size, output_stride=HEAD_STRIDE))
 
 
 def demo_loss(variant: str) -> LossConfig:
