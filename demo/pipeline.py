@@ -75,12 +75,13 @@ class DemoOptions:
     video_scale: int = 3  # enlargement of the video panel
     panel_scale: int = 2  # enlargement of the PNG panels
     progress: bool = True
+    threads: int = 1  # torch CPU threads (tiny tensors: a second thread costs more than it gives, a lot on a busy box)
 
     def __post_init__(self) -> None:
         if self.frames < len(FAMILIES):
             raise ConfigError(f"--frames must be at least {len(FAMILIES)} (one scene per family); got {self.frames}.")
-        if min(self.steps, self.text_steps, self.scenes, self.val_scenes) < 1:
-            raise ConfigError("steps, text_steps, scenes and val_scenes must be >= 1.")
+        if min(self.steps, self.text_steps, self.scenes, self.val_scenes, self.threads) < 1:
+            raise ConfigError("steps, text_steps, scenes, val_scenes and threads must be >= 1.")
 
 
 def _key(data: Any) -> str:
@@ -96,6 +97,7 @@ class _Stage:
     name: str
     cached: bool = False
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of this process (wall time on an idle machine, one thread)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,12 +112,13 @@ class _Stages:
         """Time the stage ``name`` (a short key), announced as ``title``."""
         stage = _Stage(name)
         console.rule(escape(f"{len(self.done) + 1}/{self.total}  {title}"))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         yield stage
         stage.seconds = round(time.perf_counter() - t0, 1)
+        stage.cpu_seconds = round(time.process_time() - c0, 1)
         self.done.append(stage)
         note = " [dim](cached: inputs unchanged)[/]" if stage.cached else ""
-        console.print(f"[green]done[/] {escape(name)}: {stage.seconds:.1f} s{note}")
+        console.print(f"[green]done[/] {escape(name)}: {stage.seconds:.1f} s (CPU {stage.cpu_seconds:.1f} s){note}")
 
     def reusable(self, folder: Path, key: str, outputs: list[str]) -> bool:
         """True when ``folder`` holds a finished stage with ``key`` and all its ``outputs``."""
@@ -139,7 +142,7 @@ class _Stages:
         (folder / STAGE_FILE).write_text(json.dumps({"key": key, "finished": time.time()}) + "\n")
 
     def as_dict(self) -> dict[str, Any]:
-        return {s.name: {"seconds": s.seconds, "cached": s.cached} for s in self.done}
+        return {s.name: {"seconds": s.seconds, "cpu_seconds": s.cpu_seconds, "cached": s.cached} for s in self.done}
 
 
 def _model_config(opts: DemoOptions) -> Any:
@@ -179,8 +182,15 @@ def _bundle_metrics(depth_dir: Path, frames: list[Any], min_depth: float, max_de
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Run every stage (reusing finished ones); returns the summary, also saved as ``demo.json``."""
-    with remembered_scenes():
-        return _run(opts)
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(opts.threads)
+    try:
+        with remembered_scenes():
+            return _run(opts)
+    finally:
+        torch.set_num_threads(old)
 
 
 def _run(opts: DemoOptions) -> dict[str, Any]:
@@ -189,7 +199,7 @@ def _run(opts: DemoOptions) -> dict[str, Any]:
     stages = _Stages(10, opts.fresh)
     summary: dict[str, Any] = {"out_dir": str(out), "options": {k: str(v) if isinstance(v, Path) else v
                                                                  for k, v in dataclasses.asdict(opts).items()}}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     size = tuple(opts.size)
     record = stage0_record(opts.stage0)
     model_cfg = _model_config(opts)
@@ -210,12 +220,13 @@ def _run(opts: DemoOptions) -> dict[str, Any]:
 
     with stages.run("text tower", "train the text tower on the training captions (which words, no depth)") as st:
         folder = out / "text_encoder"
-        captions = [f.caption for f in iter_scenes(opts.scenes, size=size, seed=TRAIN_SEED + opts.seed)]
         tcfg = TextStageConfig(steps=opts.text_steps, seed=opts.seed)
-        key = _key({"text": tcfg.to_dict(), "captions": captions})
+        # the training scenes' stream names their captions: no rendering when the stage is cached
+        key = _key({"text": tcfg.to_dict(), "scenes": [TRAIN_SEED + opts.seed, opts.scenes, size]})
         st.cached = stages.reusable(folder, key, ["model.safetensors"])
         if not st.cached:
             stages.start(folder)
+            captions = [f.caption for f in iter_scenes(opts.scenes, size=size, seed=TRAIN_SEED + opts.seed)]
             train_text_encoder(captions, tcfg, folder)
             stages.finish(folder, key)
         text_sha = _sha(folder / "model.safetensors")
@@ -285,6 +296,7 @@ def _run(opts: DemoOptions) -> dict[str, Any]:
 
     summary["stages"] = stages.as_dict()
     summary["total_s"] = round(time.perf_counter() - t0, 1)
+    summary["total_cpu_s"] = round(time.process_time() - c0, 1)
     summary["video"] = str(out / "depth.mp4")
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -19,8 +19,8 @@ SIZE = (70, 98)
 def reduced(tmp_path_factory):
     from tr2m_edge.demo import DemoOptions, run_demo
 
-    opts = DemoOptions(out_dir=tmp_path_factory.mktemp("demo"), steps=3, scenes=12, val_scenes=3, frames=3, size=SIZE,
-                       fp16=False, progress=False, video_scale=2, panel_scale=1)
+    opts = DemoOptions(out_dir=tmp_path_factory.mktemp("demo"), steps=3, text_steps=5, scenes=12, val_scenes=3,
+                       frames=3, size=SIZE, fp16=False, progress=False, video_scale=2, panel_scale=1)
     return opts, run_demo(opts)
 
 

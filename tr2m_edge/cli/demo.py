@@ -14,8 +14,16 @@ from rich.table import Table
 from tr2m_edge.cli.app import app
 
 console = Console(highlight=False)
+TABLE_WIDTH = 124  # the comparison's columns need it; a narrower terminal wraps the lines, cells never truncate
 FAMILY_COLUMNS = ("tabletop", "room", "street", "all")
-ROWS = ("text_only", "tr2m", "tr2m_ablation", "tr2m_wrong_caption", "oracle", "tr2m_bundle")
+ROWS = {  # method -> its short row name (demo.json keeps the long labels)
+    "text_only": "text only: global (alpha, beta)",
+    "tr2m": "TR2M (full loss)",
+    "tr2m_ablation": "TR2M w/o pseudo-depth, contrast",
+    "tr2m_wrong_caption": "TR2M, wrong-family caption",
+    "oracle": "oracle: D_r fit to GT per image",
+    "tr2m_bundle": "TR2M bundle (ONNX Runtime)",
+}
 
 
 def _cell(m: dict[str, float]) -> str:
@@ -23,27 +31,26 @@ def _cell(m: dict[str, float]) -> str:
 
 
 def _render(summary: dict[str, Any]) -> None:
+    wide = Console(highlight=False, width=max(console.width, TABLE_WIDTH))
     s0 = summary["stage0"]
     table = Table(title="Stage 0 on the held-out scenes: relative depth after per-image least-squares alignment")
-    table.add_column("tiny Depth Anything")
+    table.add_column("tiny Depth Anything", no_wrap=True)
     for fam in FAMILY_COLUMNS:
-        table.add_column(f"{fam}\nAbsRel  d1", justify="right")
-    for name, key in (("random weights (the tiny preset)", "random_aligned"), ("stage 0 (shipped weights)",
-                                                                              "trained_aligned")):
+        table.add_column(f"{fam}\nAbsRel  d1", justify="right", no_wrap=True)
+    for name, key in (("random (tiny preset)", "random_aligned"), ("stage 0 (shipped)", "trained_aligned")):
         table.add_row(name, *(f"{s0[key][f]['abs_rel']:.3f}  {s0[key][f]['d1']:.3f}" for f in FAMILY_COLUMNS))
-    console.print(table)
+    wide.print(table)
 
     methods = summary["comparison"]["methods"]
     n = summary["options"]["frames"]
     table = Table(title=f"Metric depth on {n} held-out synthetic scenes, the same frozen D_r for every method "
                         "(AbsRel, RMSE in m, delta1)")
-    table.add_column("method")
+    table.add_column("method", no_wrap=True)
     for fam in FAMILY_COLUMNS:
-        table.add_column(f"{fam}\nAbsRel  RMSE  d1", justify="right")
-    for key in ROWS:
-        m = methods[key]
-        table.add_row(escape(m["label"]), *(_cell(m[f]) for f in FAMILY_COLUMNS))
-    console.print(table)
+        table.add_column(f"{fam}\nAbsRel  RMSE  d1", justify="right", no_wrap=True)
+    for key, name in ROWS.items():
+        table.add_row(escape(name), *(_cell(methods[key][f]) for f in FAMILY_COLUMNS))
+    wide.print(table)
 
     g = summary["goals"]
     mark = {True: "[green]met[/]", False: "[red]missed[/]"}
@@ -60,7 +67,7 @@ def _render(summary: dict[str, Any]) -> None:
     out = Path(summary["out_dir"])
     console.print(f"outputs: {escape(summary['video'])}, {escape(str(out / 'depth'))}/, panels "
                   f"{escape(', '.join(summary['panels'].values()))}, {escape(summary['bundle'])}/, "
-                  f"{escape(str(out / 'demo.json'))}  ({summary['total_s']} s in all)")
+                  f"{escape(str(out / 'demo.json'))}  ({summary['total_s']} s in all, CPU {summary['total_cpu_s']} s)")
 
 
 @app.command("demo")
@@ -71,6 +78,8 @@ def demo_cmd(
     frames: int = typer.Option(48, min=3, help="Held-out synthetic scenes for the video, the metrics and the panels."),
     seed: int = typer.Option(0, help="Seed of the scene streams and of training."),
     fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage (default: reuse stages whose inputs are unchanged)."),
+    panel_scale: int = typer.Option(2, min=1, max=8, help="Enlargement of the PNG panels (1: the network's input size)."),
+    threads: int = typer.Option(1, min=1, help="PyTorch CPU threads (the tiny models run fastest on one, above all on a busy machine)."),
 ) -> None:
     """Offline end-to-end demo: stage-0 relative depth -> TR2M heads and baselines -> ONNX bundle -> run -> comparison.
 
@@ -78,7 +87,8 @@ def demo_cmd(
     """
     from tr2m_edge.demo import DemoOptions, run_demo
 
-    _render(run_demo(DemoOptions(out_dir=out, steps=steps, scenes=scenes, frames=frames, seed=seed, fresh=fresh)))
+    _render(run_demo(DemoOptions(out_dir=out, steps=steps, scenes=scenes, frames=frames, seed=seed, fresh=fresh,
+                                 panel_scale=panel_scale, threads=threads)))
 
 
 @app.command("demo-stage0")
