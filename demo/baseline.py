@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tr2m_edge.demo.stage0 import warmup_cosine
 from tr2m_edge.errors import CheckpointError, ConfigError
 from tr2m_edge.metrics import average_metrics, compute_metrics
 from tr2m_edge.model import TR2M
@@ -85,13 +85,6 @@ def encode_scenes(model: TR2M, dataset: Any) -> tuple[torch.Tensor, torch.Tensor
     return torch.cat(rels), torch.cat(gts), embed_captions(model, captions)
 
 
-def _lr(cfg: BaselineConfig, step: int) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - cfg.warmup_steps) / span)))
-
-
 @torch.no_grad()
 def score(net: TextScaleShift, rel: torch.Tensor, gt: torch.Tensor, text: torch.Tensor, min_depth: float,
           max_depth: float) -> dict[str, float]:
@@ -128,7 +121,7 @@ def train_baseline(model: TR2M, train_specs: Sequence[Any], val_spec: Any, cfg: 
             order += rng.permutation(len(rel)).tolist()
         idx, order = order[:cfg.batch_size], order[cfg.batch_size:]
         for group in opt.param_groups:
-            group["lr"] = _lr(cfg, step)
+            group["lr"] = warmup_cosine(cfg.lr, step, cfg.warmup_steps, cfg.steps)
         alpha, beta = net(text[idx])
         mask = (gt[idx] > proto.min_depth) & (gt[idx] < proto.max_depth)
         loss = silog_loss(global_depth(alpha, beta, rel[idx]), gt[idx], mask, proto.variance_focus)

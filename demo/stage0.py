@@ -180,11 +180,12 @@ def deterministic_cpu(threads: int) -> Iterator[None]:
         torch.set_num_threads(old_threads)
 
 
-def _lr(cfg: Stage0Config, step: int) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - cfg.warmup_steps) / span)))
+def warmup_cosine(lr: float, step: int, warmup_steps: int, steps: int) -> float:
+    """Learning rate of step ``step`` (0-based): linear warmup, then cosine to 0 at ``steps`` (the demo's stages)."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    span = max(1, steps - warmup_steps)
+    return lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
 
 
 def _batches(cfg: Stage0Config, n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -252,7 +253,7 @@ def train_stage0(cfg: Stage0Config, out_dir: str | Path,
             images = torch.where(fl.view(-1, 1, 1, 1), images.flip(-1), images)
             gt = torch.where(fl.view(-1, 1, 1, 1), gt.flip(-1), gt)
             for group in opt.param_groups:
-                group["lr"] = _lr(cfg, step)
+                group["lr"] = warmup_cosine(cfg.lr, step, cfg.warmup_steps, cfg.steps)
             rel, _ = encoder(preprocess_tensor(images, pre))
             loss = ssi_loss(rel, gt, gt > 0, cfg.grad_weight, cfg.grad_scales)
             opt.zero_grad(set_to_none=True)
