@@ -59,13 +59,14 @@ class DepthPipeline:
     """
 
     def __init__(self, stages: FrameStages, bias_fn: BiasFn, backend: BackendChoice,
-                 bundle: Bundle | None = None, cached_captions: dict[str, str] | None = None) -> None:
+                 bundle: Bundle | None = None, cached_captions: dict[str, str] | None = None,
+                 frame_bias_fn: BiasFn | None = None) -> None:
         self.stages = stages
         self.backend = backend
         self.bundle = bundle
         self.config: ModelConfig = stages.config
         self.frame_size = stages.frame_size
-        self.caption_state = CaptionState()
+        self.caption_state = CaptionState(frame_bias_fn or bias_fn)  # frame captions: follow_frame_captions
         self.cached_captions = dict(cached_captions or {})  # cache entry name -> caption
         self._bias_fn = bias_fn
         self.executor: Executor | None = None
@@ -121,8 +122,8 @@ class DepthPipeline:
             return pipe
         runners = _bundle_runners(bundle, choice, precision, threads or cpu_threads(), split_threads, device_id or 0)
         stages = FrameStages(runners, bundle.config, bundle.manifest.frame_size, where=str(bundle.root))
-        bias_fn, names = _bundle_captions(bundle, cache_captions)
-        return cls(stages, bias_fn, choice, bundle=bundle, cached_captions=names)
+        bias_fn, names, frame_fn = _bundle_captions(bundle, cache_captions)
+        return cls(stages, bias_fn, choice, bundle=bundle, cached_captions=names, frame_bias_fn=frame_fn)
 
     @classmethod
     def from_checkpoint(
@@ -212,6 +213,10 @@ class DepthPipeline:
             raise BundleError(f"The scene bias for '{caption}' has {bias.shape[1]} values, expected {want}.")
         self.caption_state.set(caption, bias)
         return bias
+
+    def follow_frame_captions(self) -> None:
+        """Run each frame that carries a caption (synthetic scenes) with its own caption, until :meth:`set_scene`."""
+        self.caption_state.follow_frames = True
 
     @property
     def caption(self) -> str:
@@ -336,8 +341,9 @@ def _has_ort_cuda() -> bool:
     return CUDA in available_providers()
 
 
-def _bundle_captions(bundle: Bundle, persist: bool) -> tuple[BiasFn, dict[str, str]]:
-    """The bundle's caption -> bias function (the bundle's cache, then the user cache or memory)
-    and its cached captions by entry name."""
+def _bundle_captions(bundle: Bundle, persist: bool) -> tuple[BiasFn, dict[str, str], BiasFn]:
+    """The bundle's caption -> bias function (the bundle's cache, then the user cache or memory),
+    its cached captions by entry name, and the function for frame captions (looked up in the
+    caches, computed when missing, never stored)."""
     lookup = caption_biases(bundle, persist=persist)
-    return lookup.get_or_add, lookup.names()
+    return lookup.get_or_add, lookup.names(), lookup.get_or_compute

@@ -37,7 +37,7 @@ from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.pipeline import DepthPipeline
 from tr2m_edge.runtime.plans import PLAN_HELP, check_plan
 from tr2m_edge.runtime.results import MetricDepth
-from tr2m_edge.runtime.sinks import DepthFileSink, DisplaySink, Sink, StatsSink, VideoSink
+from tr2m_edge.runtime.sinks import DepthColouriser, DepthFileSink, DisplaySink, Sink, StatsSink, VideoSink
 from tr2m_edge.runtime.sources import FrameSource, make_source, parse_camera_size
 
 log = logging.getLogger(__name__)
@@ -261,6 +261,12 @@ class RunOptions:
     cuda_graphs: bool | None = _opt(None, "Torch backend on CUDA: replay captured CUDA graphs on or off (default: "
                                           "measured, as for --fp16).", "--cuda-graphs/--no-cuda-graphs")
     seed: int = _opt(0, "Seed of --synthetic scenes.")
+    depth_range: str | None = _opt(None, "Fixed colour range of --out in metres, MIN,MAX (e.g. 0.5,10); "
+                                         "default: a range that follows the scene.")
+    log_colours: bool = _opt(False, "With --out: space the depth colours by log-depth (for ranges over decades).")
+    relative: bool = _opt(False, "With --out: add the relative depth D_r (RGB | relative | metric).")
+    panel_scale: int = _opt(1, "With --out: enlarge the panel by this factor (readable labels on small frames).",
+                            min=1)
 
 
 class _Late:
@@ -301,6 +307,24 @@ def _initial_caption(opts: RunOptions) -> str | None:
     return None
 
 
+def parse_depth_range(text: str) -> tuple[float, float]:
+    """'MIN,MAX' metres -> (min, max) with 0 <= min < max; InputError otherwise."""
+    try:
+        lo, hi = (float(v) for v in text.replace(":", ",").split(","))
+    except ValueError:
+        raise InputError(f"--depth-range must look like MIN,MAX in metres (e.g. 0.5,10); got '{text}'.") from None
+    if not (0 <= lo < hi < float("inf")):
+        raise InputError(f"--depth-range needs 0 <= MIN < MAX; got {lo:g},{hi:g}.")
+    return lo, hi
+
+
+def _colouriser(opts: RunOptions) -> DepthColouriser:
+    fixed = parse_depth_range(opts.depth_range) if opts.depth_range else None
+    if opts.log_colours and fixed is not None and fixed[0] <= 0:
+        raise InputError(f"--log-colours needs --depth-range with MIN > 0; got {opts.depth_range}.")
+    return DepthColouriser(fixed, log=opts.log_colours)
+
+
 def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSummary:
     """Set everything up from ``opts`` and run until the stream ends, Ctrl-C or ``q``."""
     console = console or Console(stderr=True, highlight=False)
@@ -316,7 +340,7 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         if opts.show:
             sinks.append(DisplaySink(on_stop=late.stop, on_next_scene=late.next_scene))
         if opts.out is not None:
-            sinks.append(VideoSink(opts.out, fps=opts.fps or 30.0))
+            sinks.append(VideoSink(opts.out, fps=opts.fps or 30.0, colouriser=_colouriser(opts), scale=opts.panel_scale))
         if opts.save_depth is not None:
             sinks.append(DepthFileSink(opts.save_depth, npy=opts.save_npy, png_scale=opts.png_scale))
         elif opts.save_npy:
@@ -346,12 +370,16 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         console.print(f"backend [bold]{pipeline.backend.name}[/]: {escape(pipeline.backend.reason)}")
         if pipeline.tuning is not None:
             console.print(escape(f"torch settings (measured on {pipeline.tuning.device}): {pipeline.tuning.describe()}"))
-        if caption is None:
-            if not pipeline.cached_captions:
-                raise InputError("No scene caption: pass --text 'warehouse aisle' (or --scene-file FILE).")
-            caption = next(iter(pipeline.cached_captions))
-        pipeline.set_scene(caption)
-        console.print(escape(f"scene: '{pipeline.caption}'; source: {source.name}; mode: {mode.value}"))
+        if caption is None and source.has_captions:
+            pipeline.follow_frame_captions()  # each synthetic scene with its own caption
+            console.print(escape(f"scene: each frame's own caption; source: {source.name}; mode: {mode.value}"))
+        else:
+            if caption is None:
+                if not pipeline.cached_captions:
+                    raise InputError("No scene caption: pass --text 'warehouse aisle' (or --scene-file FILE).")
+                caption = next(iter(pipeline.cached_captions))
+            pipeline.set_scene(caption)
+            console.print(escape(f"scene: '{pipeline.caption}'; source: {source.name}; mode: {mode.value}"))
         watchers: list[Any] = []
         if opts.scene_file is not None:
             watchers.append(CaptionFileWatcher(opts.scene_file, pipeline.set_scene).start())
@@ -360,5 +388,5 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
         for w in watchers:
             stack.callback(w.stop)
         summary = run_stream(pipeline, source, sinks, mode=mode, max_frames=opts.frames, queue_size=opts.queue_size,
-                             plan=opts.plan)
+                             maps=opts.relative, plan=opts.plan)
     return summary

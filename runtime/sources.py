@@ -48,6 +48,7 @@ class FrameSource(abc.ABC):
     """A stream of frames. ``read()`` returns the next :class:`Frame`, or None at the end."""
 
     live = False  # live sources (camera, RTSP) default to latency mode
+    has_captions = False  # every frame carries its own caption (Frame.caption)
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -381,6 +382,8 @@ def read_image_file(path: str | Path) -> tuple[np.ndarray | None, str]:
 
 class SyntheticSource(FrameSource):
     """The training issue's procedural scenes as a stream (RGB + ground-truth depth + caption)."""
+
+    has_captions = True
 
     def __init__(self, count: int | None, size: tuple[int, int], seed: int = 0) -> None:
         super().__init__("Synthetic scenes")

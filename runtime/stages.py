@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -32,25 +33,58 @@ Record = dict[str, tuple[dict[str, Any], dict[str, Any]]]  # component -> (feed,
 
 
 class CaptionState:
-    """The active caption and its (1, C) float32 scene bias; swapped atomically."""
+    """The active caption and its (1, C) float32 scene bias; swapped atomically.
 
-    def __init__(self) -> None:
+    With :attr:`follow_frames` on, a frame that carries its own caption (synthetic scenes:
+    ``Frame.caption``) is run with that caption instead: its bias comes from ``bias_fn``
+    once per new caption and is kept in a small LRU cache. :meth:`set` (an explicit
+    caption: ``--text``, a caption switch) turns following off.
+
+    Args:
+        bias_fn: caption -> (1, C) bias, used for frame captions.
+        cache_size: frame captions whose biases are kept.
+    """
+
+    def __init__(self, bias_fn: BiasFn | None = None, cache_size: int = 256) -> None:
         self._lock = threading.Lock()
         self.caption = ""
         self.bias: np.ndarray | None = None
         self.version = 0
+        self.follow_frames = False
+        self._bias_fn = bias_fn
+        self._frame_biases: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = max(1, int(cache_size))
+        self.frame_bias_calls = 0  # bias_fn calls made for frame captions (one per new caption)
 
     def set(self, caption: str, bias: np.ndarray) -> None:
         bias = np.ascontiguousarray(np.asarray(bias, dtype=np.float32).reshape(1, -1))
         with self._lock:
             self.caption, self.bias = caption, bias
             self.version += 1
+            self.follow_frames = False
 
-    def get(self) -> tuple[str, np.ndarray]:
+    def get(self, frame_caption: str | None = None) -> tuple[str, np.ndarray]:
+        """(caption, bias) for a frame: its own caption when following frames, else the active one."""
+        if self.follow_frames and frame_caption and self._bias_fn is not None:
+            return frame_caption, self._frame_bias(frame_caption)
         with self._lock:
             if self.bias is None:
                 raise InputError("No scene caption set: call set_scene('...') (CLI: --text) before the first frame.")
             return self.caption, self.bias
+
+    def _frame_bias(self, caption: str) -> np.ndarray:
+        with self._lock:
+            bias = self._frame_biases.get(caption)
+            if bias is not None:
+                self._frame_biases.move_to_end(caption)
+                return bias
+        bias = np.ascontiguousarray(np.asarray(self._bias_fn(caption), dtype=np.float32).reshape(1, -1))
+        with self._lock:
+            self.frame_bias_calls += 1
+            self._frame_biases[caption] = bias
+            while len(self._frame_biases) > self._cache_size:
+                self._frame_biases.popitem(last=False)
+        return bias
 
 
 def _call(runner: Runner, component: str, feed: dict[str, Any], timings: dict[str, float] | None,

@@ -397,6 +397,17 @@ class CaptionLookup:
         self.memory[normalise_caption(caption)] = bias
         return bias
 
+    def get_or_compute(self, caption: str) -> np.ndarray:
+        """The (1, C) float32 bias of ``caption`` from memory or a cache, else computed and not stored.
+
+        For captions that come with every frame (synthetic scenes'): the caller keeps its own
+        bounded cache (:class:`~tr2m_edge.runtime.stages.CaptionState`), no entry is written.
+        """
+        bias = self.get(caption)
+        if bias is not None:
+            return bias
+        return np.ascontiguousarray(np.asarray(self._compute([caption]), dtype=np.float32).reshape(1, -1))
+
     def names(self) -> dict[str, str]:
         """Entry name -> caption of the current entries: the bundle's first, then the user cache's."""
         names: dict[str, str] = {}

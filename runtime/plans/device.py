@@ -50,7 +50,7 @@ def frame_plan_for(stages: FrameStages) -> FramePlan:
 
 
 def _submit(plan: PlanRun, pkt: Packet, frames: FramePlan) -> tuple[Packet, InFlight]:
-    pkt.caption, bias = plan.captions.get()
+    pkt.caption, bias = plan.captions.get(pkt.frame.caption)
     start = time.perf_counter()
     flight = frames.submit(pkt.frame.rgb, bias, pkt.frame.rgb.shape[:2], plan.keep_maps)
     if frames.asynchronous:

@@ -17,6 +17,6 @@ def run(plan: PlanRun, source: FrameSource) -> Iterator[MetricDepth]:
             return
         if pkt is None:
             continue
-        pkt.caption, bias = plan.captions.get()
+        pkt.caption, bias = plan.captions.get(pkt.frame.caption)
         pkt.out, pkt.dep = plan.stages.run_frame(pkt.frame.rgb, bias, pkt.frame.rgb.shape[:2], timings=pkt.timings)
         yield plan.deliver(plan.finish(pkt))

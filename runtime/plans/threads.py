@@ -58,7 +58,7 @@ def run(plan: PlanRun, source: FrameSource) -> Iterator[MetricDepth]:
     def head(pkt: Packet, other: Packet | None = None) -> Packet:
         if other is not None and other is not pkt:
             raise RuntimeError("pipeline out of order: depth and image-encoder stages disagree")  # a bug, not user input
-        pkt.caption, bias = plan.captions.get()
+        pkt.caption, bias = plan.captions.get(pkt.frame.caption)
         pkt.out = st.head(pkt.dep, pkt.img, bias, pkt.frame.rgb.shape[:2], pkt.timings)
         pkt.pre = {}  # free the input tensors early
         return pkt

@@ -1,4 +1,4 @@
-"""``--out FILE.mp4``: the RGB frame and its colourised depth side by side.
+"""``--out FILE.mp4``: the RGB frame, (its relative depth,) its colourised metric depth side by side.
 
 Frames go to a hidden temp file next to the target, named by the writing process (two runs
 never share one); :meth:`VideoSink.close` finalises the container (``VideoWriter.release``)
@@ -21,11 +21,20 @@ FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv"
 
 
 class VideoSink(Sink):
-    """Writes [RGB | depth | colour bar] frames to ``path`` at ``fps``."""
+    """Writes [RGB | (relative depth) | depth | colour bar] frames to ``path`` at ``fps``.
+
+    Args:
+        colouriser: how metres become colours (default: a range that follows the scene);
+            ``DepthColouriser(fixed=(lo, hi))`` keeps one range for the whole video.
+        scale: integer enlargement of the panel, so labels are readable on small frames.
+
+    Results that carry D_r (``relative``, when the run keeps the maps) get a relative-depth tile.
+    """
 
     name = "out"
 
-    def __init__(self, path: str | Path, fps: float = 30.0) -> None:
+    def __init__(self, path: str | Path, fps: float = 30.0, *, colouriser: DepthColouriser | None = None,
+                 scale: int = 1) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC:
@@ -34,7 +43,8 @@ class VideoSink(Sink):
         self.fps = float(fps) if fps and fps > 0 else 30.0
         remove_stale_partials(self.path.parent, f".{self.path.stem}.partial-", suffix)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{suffix}")  # one per writer
-        self.colouriser = DepthColouriser()
+        self.colouriser = colouriser or DepthColouriser()
+        self.scale = max(1, int(scale))
         self.writer = None
         self.size: tuple[int, int] | None = None
         self.written = 0
@@ -53,7 +63,8 @@ class VideoSink(Sink):
 
         if result.rgb is None:
             raise InputError("--out needs the RGB frame of each result.")
-        image = render_panel(result.rgb, result.depth, self.colouriser, caption=result.caption)
+        image = render_panel(result.rgb, result.depth, self.colouriser, caption=result.caption,
+                             relative=result.relative, scale=self.scale)
         if image.shape[0] % 2 or image.shape[1] % 2:  # MPEG-4 encoders need even sizes
             image = cv2.copyMakeBorder(image, 0, image.shape[0] % 2, 0, image.shape[1] % 2, cv2.BORDER_CONSTANT)
         h, w = image.shape[:2]

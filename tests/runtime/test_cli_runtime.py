@@ -169,3 +169,48 @@ def test_bench_reports_latency_throughput_memory_and_drift(tiny_bundle, tmp_path
         assert r["stage_ms"]["head"]["p50"] <= r["stage_ms"]["head"]["p90"] <= r["stage_ms"]["head"]["p99"]
     assert data["memory_mb"]["rss_peak"] > 0
     assert data["drift"]["max_abs"] == 0.0  # fp32 ORT, pipelined, vs the serial fp32 reference: identical
+
+
+def test_synthetic_scenes_run_with_their_own_captions_unless_text_is_given(tiny_bundle, tmp_path, capsys):
+    from tr2m_edge.synthetic import iter_scenes
+
+    own = [s.caption for s in iter_scenes(3, size=FRAME_SIZE, seed=5)]
+    assert len(set(own)) == 3
+    cached = sorted(p.name for p in (tiny_bundle / "scenes").iterdir())
+
+    def run(folder, *extra):
+        code, _, err = run_cli(["run", "-b", tiny_bundle, "--synthetic", "--frames", 3, "--seed", 5,
+                                "--save-depth", folder, "--save-npy", *extra], capsys)
+        assert code == 0, err
+        records = [json.loads(line) for line in (folder / "frames.jsonl").read_text().splitlines()]
+        return err, [r["caption"] for r in records], [np.load(folder / r["npy"]) for r in records]
+
+    err, captions, depth = run(tmp_path / "own")
+    assert "scene: each frame's own caption" in err and captions == own
+    assert sorted(p.name for p in (tiny_bundle / "scenes").iterdir()) == cached  # frame captions are not stored
+    _, fixed, depth_fixed = run(tmp_path / "fixed", "--text", own[1])
+    assert fixed == [own[1]] * 3
+    np.testing.assert_array_equal(depth[1], depth_fixed[1])  # same scene, same caption
+    assert np.abs(depth[0] - depth_fixed[0]).max() > 1e-3  # same scene, another caption
+
+
+def test_fixed_log_colour_range_relative_tile_and_scale_in_the_video(tiny_bundle, tmp_path, capsys):
+    video = tmp_path / "big.mp4"
+    code, _, err = run_cli(["run", "-b", tiny_bundle, "--synthetic", "--frames", 2, "--out", video,
+                            "--depth-range", "0.2,80", "--log-colours", "--relative", "--panel-scale", 2], capsys)
+    assert code == 0, err
+    cap = cv2.VideoCapture(str(video))
+    ok, frame = cap.read()
+    h, w = FRAME_SIZE
+    assert ok and frame.shape[:2] == (2 * h, 3 * 2 * w + 2 * 64)  # RGB | relative | metric | bar, twice the size
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--depth-range", "10,1"], r"--depth-range needs 0 <= MIN < MAX; got 10,1"),
+    (["--depth-range", "near,far"], r"--depth-range must look like MIN,MAX in metres"),
+    (["--depth-range", "0,10", "--log-colours"], r"--log-colours needs --depth-range with MIN > 0"),
+])
+def test_bad_colour_ranges_fail_in_one_line(tiny_bundle, tmp_path, capsys, extra, message):
+    code, _, err = run_cli(["run", "-b", tiny_bundle, "--synthetic", "--text", "x", "--out", tmp_path / "o.mp4",
+                            *extra], capsys)
+    assert code == 2 and re.search(message, err) and len(err.strip().splitlines()) == 1, err

@@ -154,3 +154,22 @@ def test_a_cached_scene_name_selects_its_caption(ort_pipeline):
     assert name != CAPTIONS[0]
     ort_pipeline.set_scene(name)
     assert ort_pipeline.caption == CAPTIONS[0]
+
+
+def test_frame_captions_cost_one_bias_call_each_and_an_explicit_caption_wins():
+    from tr2m_edge.runtime.stages import CaptionState
+
+    calls = []
+    state = CaptionState(lambda c: calls.append(c) or np.full((1, 4), len(c), np.float32), cache_size=2)
+    state.follow_frames = True
+    for caption in ["a", "bb", "a", "bb", "a"]:
+        got, bias = state.get(caption)
+        assert got == caption and bias[0, 0] == len(caption)
+    assert calls == ["a", "bb"] and state.frame_bias_calls == 2
+    state.get("ccc")  # evicts the least recently used ("bb")
+    state.get("bb")
+    assert calls == ["a", "bb", "ccc", "bb"]
+    state.set("x", np.zeros((1, 4), np.float32))  # --text / a caption switch: frames follow it
+    assert state.get("a")[0] == "x" and not state.follow_frames
+    with pytest.raises(InputError, match="No scene caption set"):
+        CaptionState().get("a")  # without a bias function frame captions are not used

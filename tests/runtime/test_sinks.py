@@ -109,6 +109,32 @@ def test_long_captions_are_shortened_to_fit_the_panel():
     assert _fit("warehouse aisle", 300, 0.35) == "warehouse aisle"
 
 
+def test_fixed_range_keeps_one_colour_per_distance_across_frames():
+    fixed, follow = DepthColouriser(fixed=(0.0, 10.0)), DepthColouriser()
+    near, far = np.full((4, 4), 1.0, np.float32), np.full((4, 4), 9.0, np.float32)
+    assert fixed.update(near) == fixed.update(far) == (0.0, 10.0)
+    assert follow.update(near) != follow.update(far)
+    probe = np.array([[5.0]], np.float32)
+    np.testing.assert_array_equal(fixed.colourise(probe, *fixed.update(near)),
+                                  fixed.colourise(probe, *fixed.update(far)))
+    log = DepthColouriser(fixed=(0.2, 80.0), log=True)
+    assert float(log.position(np.array(np.sqrt(0.2 * 80.0)), 0.2, 80.0)) == pytest.approx(0.5)
+    assert log.ticks(0.2, 80.0, 5) == pytest.approx([0.2, 0.5, 1, 2, 5, 10, 20, 50])
+    with pytest.raises(ValueError, match="min > 0 for log colours"):
+        DepthColouriser(fixed=(0.0, 10.0), log=True)
+
+
+def test_enlarged_panel_with_relative_depth_and_a_labelled_bar():
+    r = result(0, size=(60, 80))
+    panel = render_panel(r.rgb, r.depth, DepthColouriser(fixed=(0.0, 80.0)), relative=r.depth[::2, ::2], scale=3)
+    assert panel.shape == (180, 3 * 3 * 80 + 3 * 64, 3)
+    bar = DepthColouriser().colour_bar(180, 0.0, 80.0, width=192)
+    unlabelled = DepthColouriser().colour_bar(180, 0.0, 80.0, width=192, label="")
+    assert unlabelled[0, :20].max() > 0 and bar[0].max() == 0  # the labelled ramp starts lower ...
+    assert (bar[1:16, :] > 200).any()  # ... under the white "depth (m)"
+    np.testing.assert_array_equal(bar[-1, :40], unlabelled[-1, :40])  # both end at the far colour
+
+
 def test_png_unit_is_explicit_and_clipping_is_counted_and_warned_once(tmp_path, caplog):
     far = [result(i) for i in range(3)]  # uniform 0.2-70 m: some pixels beyond 65.535 m
     expected = [int(np.count_nonzero(np.rint(r.depth.astype(np.float64) * 1000) > 65535)) for r in far]

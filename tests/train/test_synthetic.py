@@ -106,3 +106,21 @@ def test_dataset_wrapper_views() -> None:
     assert s["caption"] == frame.caption and s["group"] == frame.family
     with pytest.raises(DataError, match="count > 0"):
         SyntheticDataset(0)
+
+
+def test_remembered_scenes_render_once_and_hand_out_copies(monkeypatch):
+    import tr2m_edge.synthetic.render as render
+    from tr2m_edge.synthetic import remembered_scenes, render_scene
+
+    calls = []
+    real = render._render
+    monkeypatch.setattr(render, "_render", lambda *a: calls.append(a) or real(*a))
+    with remembered_scenes():
+        first = render_scene(7, (28, 42))
+        first.rgb[:] = 0  # a caller scribbling on its frame ...
+        again = render_scene(7, (28, 42))
+        with remembered_scenes():  # nested blocks share the store
+            render_scene(7, (28, 42))
+    assert len(calls) == 1 and again.rgb.any()  # ... does not change what the next caller gets
+    np.testing.assert_array_equal(again.rgb, render_scene(7, (28, 42)).rgb)
+    assert len(calls) == 2  # outside the block every call renders

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -45,6 +47,32 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+_REMEMBERED: dict[tuple[int, int, int, str], SyntheticFrame] | None = None  # see remembered_scenes
+
+
+@contextlib.contextmanager
+def remembered_scenes() -> Iterator[None]:
+    """Inside this block :func:`render_scene` renders each (seed, size, family) once.
+
+    Later calls get a copy of the first render (the same pixels, ~1000x cheaper), so
+    several datasets over the same scenes (the demo's trainings and evaluations) render
+    them once. Nested blocks share the outer block's store; it is dropped at the end.
+    """
+    global _REMEMBERED
+    outer = _REMEMBERED
+    if outer is None:
+        _REMEMBERED = {}
+    try:
+        yield
+    finally:
+        _REMEMBERED = outer
+
+
+def _copy(frame: SyntheticFrame) -> SyntheticFrame:
+    return dataclasses.replace(frame, rgb=frame.rgb.copy(), depth=frame.depth.copy(),
+                               intrinsics=frame.intrinsics.copy())
+
+
 def render_scene(seed: int, size: tuple[int, int] = (140, 182), family: str | None = None) -> SyntheticFrame:
     """Render one scene, deterministically from ``seed``.
 
@@ -59,6 +87,18 @@ def render_scene(seed: int, size: tuple[int, int] = (140, 182), family: str | No
     h, w = _check_size(size)
     family = _pick_family(seed, FAMILIES) if family is None else family
     _check_family(family)
+    store = _REMEMBERED
+    key = (int(seed), h, w, family)
+    if store is not None and key in store:
+        return _copy(store[key])
+    frame = _render(seed, h, w, family)
+    if store is not None:
+        store[key] = _copy(frame)
+    return frame
+
+
+def _render(seed: int, h: int, w: int, family: str) -> SyntheticFrame:
+    """The ray caster behind :func:`render_scene` (arguments already checked)."""
     spec = _FAMILY_SPECS[family]
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFFFFFF, 0x7A3])
 
