@@ -196,8 +196,8 @@ class RunOptions:
     mode: str = _opt("auto", "auto | latency | throughput | serial (auto: latency for cameras/streams, "
                              "throughput for files).")
     show: bool = _opt(False, "Show a live window: frame | metric depth | colour bar in metres, with FPS and caption "
-                             "(needs the [gui] extra and a display). Keys: q quit, n next cached scene, t type a new "
-                             "caption (Enter applies it, Esc cancels).")
+                             "(needs a display and OpenCV with windows: the gui extra). Keys: q quit, n next cached "
+                             "scene, t type a new caption (Enter applies it, Esc cancels).")
     window_size: str = _opt("1280x720", "With --show: the most the window may take, WIDTHxHEIGHT; the panel is "
                                         "scaled to fit (up or down, aspect kept).")
     out: Path | None = _opt(None, "Write RGB | depth side by side to this video (.mp4/.avi).", "--out", "-o")
