@@ -162,7 +162,7 @@ class LiveView:
             raise InputError("--show needs the RGB frame of each result.")
         th, tw = fit_frame(depth.shape, 3 if relative is not None else 2, self.window_size, self.strip_h)
         if (th, tw) != depth.shape:
-            how = cv2.INTER_AREA if th < depth.shape[0] else cv2.INTER_LINEAR
+            how = cv2.INTER_AREA if 2 * th < depth.shape[0] else cv2.INTER_LINEAR  # AREA only where it must average
             rgb, depth = cv2.resize(rgb, (tw, th), interpolation=how), cv2.resize(depth, (tw, th), interpolation=how)
         panel = render_panel(rgb, depth, self.colouriser, caption=result.caption, fps=fps, relative=relative,
                              with_bar=False)
