@@ -81,6 +81,13 @@ def captions(depth_dir: Path) -> list[str]:
     return [json.loads(line)["caption"] for line in lines if line.startswith('{"index"')]
 
 
+def keep(screen: np.ndarray, name: str, tmp_path: Path) -> None:
+    """Write a screenshot into tmp_path, and into $TR2M_EDGE_SCREENSHOTS when set (to look at)."""
+    cv2.imwrite(str(tmp_path / name), screen)
+    if os.environ.get("TR2M_EDGE_SCREENSHOTS"):
+        shutil.copy(tmp_path / name, Path(os.environ["TR2M_EDGE_SCREENSHOTS"]) / name)
+
+
 def test_show_opens_a_window_whose_screenshot_holds_the_depth_panel(tiny_bundle, tmp_path):
     bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
     with virtual_display() as display:
@@ -89,9 +96,7 @@ def test_show_opens_a_window_whose_screenshot_holds_the_depth_panel(tiny_bundle,
             screen, (x, y) = wait_for_panel(proc, display)
         finally:
             code, err = stop(proc)
-    cv2.imwrite(str(tmp_path / "screen.png"), screen)
-    if os.environ.get("TR2M_EDGE_SCREENSHOTS"):  # keep it to look at
-        shutil.copy(tmp_path / "screen.png", Path(os.environ["TR2M_EDGE_SCREENSHOTS"]) / "show_window.png")
+    keep(screen, "show_window.png", tmp_path)
     assert code in (0, 130), err
     bar, (th, tw) = expected_bar()
     top = y - LABEL_ROWS  # the panel's top row on screen; the bar starts right of two tiles
@@ -127,12 +132,28 @@ def test_window_keys_type_a_caption_switch_scenes_and_quit(tiny_bundle, tmp_path
                 time.sleep(0.5)
             assert text in captions(depth_dir), captions(depth_dir)[-5:]
 
+        def help_strip() -> np.ndarray:
+            return screenshot(display)[top + th:top + th + 20, x - 2 * tw:x].astype(int)
+
         try:
-            wait_for_panel(proc, display)
+            _, (x, y) = wait_for_panel(proc, display)
+            _, (th, tw) = expected_bar()
+            top = y - LABEL_ROWS
             window = xdo("search", "--name", "^tr2m-edge$").split()[0]
             xdo("windowfocus", "--sync", window)
-            xdo("key", "t")
+            time.sleep(1.0)  # let the toolkit take the focus before the first key
+            keys_line = help_strip()
+            for _ in range(3):  # t: the help line turns into the caption being typed
+                xdo("key", "t")
+                deadline = time.monotonic() + 5
+                while np.abs(help_strip() - keys_line).max() < 100 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if np.abs(help_strip() - keys_line).max() >= 100:
+                    break
+            else:
+                raise AssertionError("t did not start typing: the help line stayed")
             xdo("type", "--delay", "150", typed)  # human speed: the window polls keys between frames
+            keep(screenshot(display), "typing.png", tmp_path)  # the help line shows the caption being typed
             xdo("key", "Return")
             wait_caption(typed)  # embedded by the text encoder while the stream ran
             xdo("key", "n")
