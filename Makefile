@@ -32,3 +32,7 @@ test-slow: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+.PHONY: test-window
+test-window: setup  # the --show window under Xvfb (a GUI OpenCV in .venv-gui; apt-get xvfb x11-apps xdotool)
+	bash scripts/test_window.sh

@@ -32,12 +32,13 @@ from rich.markup import escape
 from tr2m_edge.bundle import open_bundle
 from tr2m_edge.errors import InputError, OutputError
 from tr2m_edge.runtime.backends import resolve_device
-from tr2m_edge.runtime.caption_input import CaptionFileWatcher, StdinCaptionReader
+from tr2m_edge.runtime.caption_input import CaptionFileWatcher, CaptionWorker, StdinCaptionReader
 from tr2m_edge.runtime.executor import Executor, Mode
 from tr2m_edge.runtime.pipeline import DepthPipeline
 from tr2m_edge.runtime.plans import PLAN_HELP, check_plan
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sinks import DepthColouriser, DepthFileSink, DisplaySink, Sink, StatsSink, VideoSink
+from tr2m_edge.runtime.sinks.overlay import SettlingColouriser, parse_size
 from tr2m_edge.runtime.sources import FrameSource, make_source, parse_camera_size
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,11 @@ class RunOptions:
     checkpoint: Path | None = _opt(None, "Head checkpoint (best.pt) for --backend torch.")
     mode: str = _opt("auto", "auto | latency | throughput | serial (auto: latency for cameras/streams, "
                              "throughput for files).")
-    show: bool = _opt(False, "Show a window with colourised metric depth (q: stop, n: next cached scene).")
+    show: bool = _opt(False, "Show a live window: frame | metric depth | colour bar in metres, with FPS and caption "
+                             "(needs a display and OpenCV with windows: the gui extra). Keys: q quit, n next cached "
+                             "scene, t type a new caption (Enter applies it, Esc cancels).")
+    window_size: str = _opt("1280x720", "With --show: the most the window may take, WIDTHxHEIGHT; the panel is "
+                                        "scaled to fit (up or down, aspect kept).")
     out: Path | None = _opt(None, "Write RGB | depth side by side to this video (.mp4/.avi).", "--out", "-o")
     save_depth: Path | None = _opt(None, "Folder for 16-bit PNG depth (millimetres unless --png-scale) and frames.jsonl.")
     save_npy: bool = _opt(False, "With --save-depth: also write float32 .npy depth in metres.")
@@ -261,9 +266,10 @@ class RunOptions:
     cuda_graphs: bool | None = _opt(None, "Torch backend on CUDA: replay captured CUDA graphs on or off (default: "
                                           "measured, as for --fp16).", "--cuda-graphs/--no-cuda-graphs")
     seed: int = _opt(0, "Seed of --synthetic scenes.")
-    depth_range: str | None = _opt(None, "Fixed colour range of --out in metres, MIN,MAX (e.g. 0.5,10); "
-                                         "default: a range that follows the scene.")
-    log_colours: bool = _opt(False, "With --out: space the depth colours by log-depth (for ranges over decades).")
+    depth_range: str | None = _opt(None, "Colour range of --show and --out in metres: MIN:MAX (e.g. 0.5:10; MIN,MAX "
+                                         "too), 'bundle' (the model's depth range) or 'auto' (default: the range of "
+                                         "the first second of frames, then fixed).", "--range", "--depth-range")
+    log_colours: bool = _opt(False, "Space the depth colours by log-depth (for ranges over decades).")
     relative: bool = _opt(False, "With --out: add the relative depth D_r (RGB | relative | metric).")
     panel_scale: int = _opt(1, "With --out: enlarge the panel by this factor (readable labels on small frames).",
                             min=1)
@@ -291,6 +297,10 @@ class _Late:
         nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
         p.set_scene(nxt)
 
+    def set_scene(self, text: str) -> None:
+        if self.pipeline is not None:
+            self.pipeline.set_scene(text)
+
 
 def _initial_caption(opts: RunOptions) -> str | None:
     if opts.text is not None:
@@ -308,19 +318,28 @@ def _initial_caption(opts: RunOptions) -> str | None:
 
 
 def parse_depth_range(text: str) -> tuple[float, float]:
-    """'MIN,MAX' metres -> (min, max) with 0 <= min < max; InputError otherwise."""
+    """'MIN:MAX' (or 'MIN,MAX') metres -> (min, max) with 0 <= min < max; InputError otherwise."""
     try:
         lo, hi = (float(v) for v in text.replace(":", ",").split(","))
     except ValueError:
-        raise InputError(f"--depth-range must look like MIN,MAX in metres (e.g. 0.5,10); got '{text}'.") from None
+        raise InputError(f"--range/--depth-range must look like MIN,MAX in metres (or MIN:MAX, e.g. 0.5:10), "
+                         f"or auto or bundle; got '{text}'.") from None
     if not (0 <= lo < hi < float("inf")):
-        raise InputError(f"--depth-range needs 0 <= MIN < MAX; got {lo:g},{hi:g}.")
+        raise InputError(f"--range/--depth-range needs 0 <= MIN < MAX; got {lo:g},{hi:g}.")
     return lo, hi
 
 
-def _colouriser(opts: RunOptions) -> DepthColouriser:
-    fixed = parse_depth_range(opts.depth_range) if opts.depth_range else None
-    if opts.log_colours and fixed is not None and fixed[0] <= 0:
+def _colouriser(opts: RunOptions, model_range: tuple[float, float] | None = None) -> DepthColouriser:
+    """The colours of --show and --out (one instance, so both show the same range).
+
+    ``--range MIN:MAX`` fixes it; ``bundle``: the model's (min_depth, max_depth); ``auto``
+    (default): the range of the first second of frames, then fixed.
+    """
+    choice = (opts.depth_range or "auto").strip().lower()
+    if choice == "auto":
+        return SettlingColouriser(1.0, log=opts.log_colours)
+    fixed = model_range if choice == "bundle" and model_range else parse_depth_range(opts.depth_range or "")
+    if opts.log_colours and fixed[0] <= 0:
         raise InputError(f"--log-colours needs --depth-range with MIN > 0; got {opts.depth_range}.")
     return DepthColouriser(fixed, log=opts.log_colours)
 
@@ -337,10 +356,15 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
     late = _Late()
     with ExitStack() as stack:
         sinks: list[Sink] = []
+        colours = _colouriser(opts, (cfg.min_depth, cfg.max_depth)) if opts.show or opts.out is not None else None
         if opts.show:
-            sinks.append(DisplaySink(on_stop=late.stop, on_next_scene=late.next_scene))
+            typed = CaptionWorker(late.set_scene)
+            stack.callback(typed.stop)
+            sinks.append(DisplaySink(on_stop=late.stop, on_next_scene=late.next_scene, on_caption=typed.submit,
+                                     caption_status=lambda: typed.status, colouriser=colours,
+                                     window_size=parse_size(opts.window_size, "--window-size")))
         if opts.out is not None:
-            sinks.append(VideoSink(opts.out, fps=opts.fps or 30.0, colouriser=_colouriser(opts), scale=opts.panel_scale))
+            sinks.append(VideoSink(opts.out, fps=opts.fps or 30.0, colouriser=colours, scale=opts.panel_scale))
         if opts.save_depth is not None:
             sinks.append(DepthFileSink(opts.save_depth, npy=opts.save_npy, png_scale=opts.png_scale))
         elif opts.save_npy:

@@ -1,4 +1,5 @@
-"""``--out FILE.mp4``: the RGB frame, (its relative depth,) its colourised metric depth side by side.
+"""``--out FILE.mp4``: the RGB frame, (its relative depth,) its colourised metric depth side by side,
+with the FPS and the caption written on top (as in the ``--show`` window).
 
 Frames go to a hidden temp file next to the target, named by the writing process (two runs
 never share one); :meth:`VideoSink.close` finalises the container (``VideoWriter.release``)
@@ -15,6 +16,7 @@ from tr2m_edge.errors import InputError
 from tr2m_edge.fileio import check_output_file, remove_stale_partials
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sinks.base import Sink
+from tr2m_edge.runtime.sinks.overlay import FpsMeter
 from tr2m_edge.runtime.sinks.render import DepthColouriser, render_panel
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
@@ -29,6 +31,7 @@ class VideoSink(Sink):
         scale: integer enlargement of the panel, so labels are readable on small frames.
 
     Results that carry D_r (``relative``, when the run keeps the maps) get a relative-depth tile.
+    The FPS written on each frame is the rate at which results reached this sink.
     """
 
     name = "out"
@@ -48,6 +51,7 @@ class VideoSink(Sink):
         self.writer = None
         self.size: tuple[int, int] | None = None
         self.written = 0
+        self.meter = FpsMeter()
 
     def _open(self, width: int, height: int) -> None:
         import cv2
@@ -64,7 +68,7 @@ class VideoSink(Sink):
         if result.rgb is None:
             raise InputError("--out needs the RGB frame of each result.")
         image = render_panel(result.rgb, result.depth, self.colouriser, caption=result.caption,
-                             relative=result.relative, scale=self.scale)
+                             fps=self.meter.tick(), relative=result.relative, scale=self.scale)
         if image.shape[0] % 2 or image.shape[1] % 2:  # MPEG-4 encoders need even sizes
             image = cv2.copyMakeBorder(image, 0, image.shape[0] % 2, 0, image.shape[1] % 2, cv2.BORDER_CONSTANT)
         h, w = image.shape[:2]
