@@ -65,6 +65,14 @@ def test_train_outputs(tmp_path, existing, cli, assert_one_line):
     assert snapshot(tmp_path) == before
 
 
+def test_demo_output(tmp_path, existing, cli, assert_one_line):
+    _, file = existing
+    before = snapshot(tmp_path)
+    code, _, err = cli("demo", "--out", file)
+    assert_one_line(code, err, r"--out .*afile\.txt is an existing file; give a folder path")
+    assert snapshot(tmp_path) == before
+
+
 @pytest.mark.skipif(subprocess.run(["which", "chattr"], capture_output=True).returncode != 0, reason="no chattr")
 def test_read_only_folders_are_refused_before_work(battery_bundle, tmp_path, cli, assert_one_line):
     ro = tmp_path / "ro"

@@ -86,7 +86,9 @@ def demo_cmd(
     No downloads, CPU only; under 5 minutes on 2 cores, seconds when the stages are cached.
     """
     from tr2m_edge.demo import DemoOptions, run_demo
+    from tr2m_edge.fileio import prepare_output_dir
 
+    prepare_output_dir(out, "--out")  # an existing file or an unwritable place: one line, before any work
     _render(run_demo(DemoOptions(out_dir=out, steps=steps, scenes=scenes, frames=frames, seed=seed, fresh=fresh,
                                  panel_scale=panel_scale, threads=threads)))
 
