@@ -35,14 +35,13 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from tr2m_edge.config import EncoderSpec, PreprocessConfig, get_preset
 from tr2m_edge.errors import ConfigError, ModelLoadError
 from tr2m_edge.metrics import average_metrics, compute_metrics
 from tr2m_edge.model.encoders import DepthEncoder, build_depth_encoder
 from tr2m_edge.preprocess import preprocess_tensor
-from tr2m_edge.synthetic import SyntheticFrame, iter_scenes, scene_seed
+from tr2m_edge.synthetic import SyntheticFrame, iter_scenes
 from tr2m_edge.train.losses import fit_scale_shift, pseudo_depth
 
 log = logging.getLogger(__name__)

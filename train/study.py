@@ -22,7 +22,6 @@ shape, scaled down); the edge head has the same widths on the depth model's toke
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass, field
