@@ -190,7 +190,8 @@ class DepthPipeline:
         def bias_fn(caption: str) -> np.ndarray:
             with torch.no_grad():
                 emb = model.encode_text([caption])
-                return model.scene_bias(emb.to(device)).float().cpu().numpy()
+                head_dtype = next(model.head.parameters()).dtype  # fp16 / bf16 once a cast head runner activated
+                return model.scene_bias(emb.to(device=device, dtype=head_dtype)).float().cpu().numpy()
 
         choice = BackendChoice("torch", "PyTorch reference", "cuda" if on_gpu else "cpu")
         pipe = cls(stages, bias_fn, choice)
