@@ -123,3 +123,15 @@ def test_a_compiled_runner_gives_the_eager_outputs():
     torch.testing.assert_close(runner.run_async({"input": x})["y"], module(x))
     assert runner._forward is not module  # the compiled wrapper ran
     runner.deactivate()
+
+
+def test_a_caption_reaches_a_half_precision_head():
+    """On a GPU an fp16 / bf16 head runner casts the shared head module; captions must still embed."""
+    from tr2m_edge.runtime import DepthPipeline
+
+    torch.manual_seed(0)
+    model = build_model(get_preset("tiny")).eval()
+    with DepthPipeline.from_model(model, frame_size=FRAME) as pipe:
+        model.head.to(torch.bfloat16)  # what an activated bf16 head runner does to the shared module
+        pipe.set_scene("a loading dock")
+        assert pipe.caption == "a loading dock"
