@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tr2m_edge.bundle import open_bundle
+from tr2m_edge.config import parse_width_height
 from tr2m_edge.errors import InputError, OutputError
 from tr2m_edge.runtime.backends import resolve_device
 from tr2m_edge.runtime.caption_input import CaptionFileWatcher, CaptionWorker, StdinCaptionReader
@@ -38,7 +39,7 @@ from tr2m_edge.runtime.pipeline import DepthPipeline
 from tr2m_edge.runtime.plans import PLAN_HELP, check_plan
 from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.sinks import DepthColouriser, DepthFileSink, DisplaySink, Sink, StatsSink, VideoSink
-from tr2m_edge.runtime.sinks.overlay import SettlingColouriser, parse_size
+from tr2m_edge.runtime.sinks.overlay import SettlingColouriser
 from tr2m_edge.runtime.sources import FrameSource, make_source, parse_camera_size
 
 log = logging.getLogger(__name__)
@@ -362,7 +363,7 @@ def run_from_options(opts: RunOptions, console: Console | None = None) -> RunSum
             stack.callback(typed.stop)
             sinks.append(DisplaySink(on_stop=late.stop, on_next_scene=late.next_scene, on_caption=typed.submit,
                                      caption_status=lambda: typed.status, colouriser=colours,
-                                     window_size=parse_size(opts.window_size, "--window-size")))
+                                     window_size=parse_width_height(opts.window_size, "--window-size")))
         if opts.out is not None:
             sinks.append(VideoSink(opts.out, fps=opts.fps or 30.0, colouriser=colours, scale=opts.panel_scale))
         if opts.save_depth is not None:

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from tr2m_edge.config import parse_width_height
 from tr2m_edge.errors import InputError
 from tr2m_edge.runtime.frames import Frame
 
@@ -213,10 +214,8 @@ class OpenCVSource(FrameSource):
 
 def parse_camera_size(text: str) -> tuple[int, int]:
     """``--camera-size WxH`` (width first, as cameras list their modes: 1280x720) -> (H, W)."""
-    parts = str(text).lower().replace(" ", "").split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"--camera-size {text!r} is not WIDTHxHEIGHT: give e.g. 1280x720 (width first).")
-    return int(parts[1]), int(parts[0])
+    width, height = parse_width_height(text, "--camera-size")
+    return height, width
 
 
 class CameraSource(OpenCVSource):

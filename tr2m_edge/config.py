@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tr2m_edge.errors import ConfigError
+from tr2m_edge.errors import ConfigError, InputError
 from tr2m_edge.schema import build
 
 PATCH_SIZE = 14  # ViT patch size of every encoder: input sizes are multiples of it
@@ -250,6 +250,18 @@ def check_frame_size(size: tuple[int, ...] | list[int]) -> tuple[int, int]:
         raise ConfigError(f"Frame size {h}x{w} is larger than the supported {MAX_FRAME_SIDE} px per side; "
                           "give the camera's frame size, e.g. 480x640.")
     return h, w
+
+
+def parse_width_height(text: str, flag: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (width first, as screens and camera modes are named: 1280x720) -> (width, height).
+
+    Raises:
+        InputError: anything else, naming ``flag``.
+    """
+    parts = str(text).lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise InputError(f"{flag} {text!r} is not WIDTHxHEIGHT: give e.g. 1280x720 (width first).")
+    return int(parts[0]), int(parts[1])
 
 
 def parse_frame_size(text: str) -> tuple[int, int]:

@@ -15,7 +15,6 @@ from typing import Callable
 
 import numpy as np
 
-from tr2m_edge.errors import InputError
 from tr2m_edge.runtime.sinks.render import DepthColouriser
 
 
@@ -86,11 +85,3 @@ class SettlingColouriser(DepthColouriser):
         if now - self.started >= self.seconds:
             self.fixed = self.range
         return self.range
-
-
-def parse_size(text: str, flag: str) -> tuple[int, int]:
-    """``WIDTHxHEIGHT`` (e.g. 1280x720) -> (width, height); InputError naming ``flag`` otherwise."""
-    parts = str(text).lower().replace(" ", "").split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"{flag} {text!r} is not WIDTHxHEIGHT: give e.g. 1280x720 (width first).")
-    return int(parts[0]), int(parts[1])

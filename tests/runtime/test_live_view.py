@@ -20,7 +20,8 @@ from tr2m_edge.runtime.results import MetricDepth
 from tr2m_edge.runtime.run import RunOptions, _colouriser
 from tr2m_edge.runtime.sinks import DepthColouriser, display_problem
 from tr2m_edge.runtime.sinks.display import KEYS_HELP, LiveView, WindowKeys, bar_width, fit_frame
-from tr2m_edge.runtime.sinks.overlay import FpsMeter, SettlingColouriser, parse_size
+from tr2m_edge.config import parse_width_height
+from tr2m_edge.runtime.sinks.overlay import FpsMeter, SettlingColouriser
 
 PROBE_M = 2.5  # metres of a patch that both frames hold
 
@@ -99,8 +100,8 @@ def test_the_panel_fits_the_window_and_small_frames_are_enlarged():
     th, tw = fit_frame((480, 640), 2, (640, 480), 22)
     assert narrow.shape[1] <= 640 and 2 * tw + bar_width(th) <= 640
     with pytest.raises(InputError, match="is not WIDTHxHEIGHT"):
-        parse_size("1280", "--window-size")
-    assert parse_size("1920x1080", "--window-size") == (1920, 1080)
+        parse_width_height("1280", "--window-size")
+    assert parse_width_height("1920x1080", "--window-size") == (1920, 1080)
 
 
 def test_window_keys_quit_next_scene_and_type_a_caption():
