@@ -94,7 +94,7 @@ class BenchReport:
         return d
 
 
-def _gpu_mb(device_id: int | None) -> dict[str, float]:
+def gpu_memory_mb(device_id: int | None) -> dict[str, float]:
     """GPU memory in use on the benchmarked device (cudaMemGetInfo, any backend); {} without a GPU."""
     if device_id is None:
         return {}
@@ -338,7 +338,7 @@ def compare_precisions(
             ref_depths = [r.depth for r in ref.stream(ArraySource(measured), mode="serial")]
         for precision, depths in outputs.items():
             reports[precision].drift = depth_drift(ref_depths, depths)
-    memory = {**_rss_mb(), **(_gpu_mb(device_id) if next(iter(reports.values())).backend != "ort-cpu" else {})}
+    memory = {**_rss_mb(), **(gpu_memory_mb(device_id) if next(iter(reports.values())).backend != "ort-cpu" else {})}
     for report in reports.values():
         report.memory_mb = memory
     if bundle.manifest.macs is not None:

@@ -80,7 +80,7 @@ from tr2m_edge.model.head import build_head  # noqa: E402
 from tr2m_edge.model.tr2m import TR2M  # noqa: E402
 from tr2m_edge.runtime import DepthPipeline  # noqa: E402
 from tr2m_edge.model.macs import count_macs  # noqa: E402
-from tr2m_edge.runtime.bench import measure  # noqa: E402
+from tr2m_edge.runtime.bench import gpu_memory_mb, measure  # noqa: E402
 from tr2m_edge.runtime.peak import cuda_peak  # noqa: E402
 from tr2m_edge.runtime.results import percentiles  # noqa: E402
 from tr2m_edge.runtime.sources import ArraySource  # noqa: E402
@@ -200,7 +200,7 @@ def check_preset(name: str, device: str, count: int, warmup: int, todo: list[Var
             graphs = {n: bool(getattr(r, "cuda_graph", False)) for n, r in pipe.stages.runners.items()}
             if pipe.tuning is not None:
                 row["tuning"] = pipe.tuning.as_dict()
-            row["gpu_mem_mb"] = gpu_memory()
+            row["gpu_mem_mb"] = gpu_memory_mb(0) or None
             row["tflops"] = {k: round(2 * macs[k] / (row["stage_ms"][k] * 1e-3) / 1e12, 2)
                              for k in macs if row["stage_ms"].get(k)}
             if PEAK is not None:
@@ -291,19 +291,6 @@ def check_cuda_python(iters: int) -> dict[str, Any]:
 
 
 PEAK = None  # the GPU's measured fp16 rate (set in main)
-
-
-def gpu_memory() -> dict[str, float] | None:
-    """Driver-reported GPU memory in use (cudaMemGetInfo through cuda-python, else PyTorch)."""
-    try:
-        from tr2m_edge.runtime.runners.cuda import device_memory_mb
-
-        return device_memory_mb(0)
-    except Exception:  # noqa: BLE001
-        if torch.cuda.is_available():
-            free, total = torch.cuda.mem_get_info(0)
-            return {"gpu_used": round((total - free) / 2**20, 1), "gpu_total": round(total / 2**20, 1)}
-        return None
 
 
 def check_hang(device: str, timeout_s: float = 60.0) -> dict[str, Any]:

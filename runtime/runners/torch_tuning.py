@@ -110,11 +110,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reference_feeds(model: Any, frame_size: tuple[int, int] | None, device: str, bias: torch.Tensor,
+def reference_feeds(comps: dict[str, Any], device: str, bias: torch.Tensor,
                     frame: np.ndarray) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, torch.Tensor]]]:
-    """(feeds, outputs) of every per-frame component, computed by the fp32 eager model on ``frame``."""
+    """(feeds, outputs) of every per-frame component of ``comps`` (:func:`torch_components`),
+    computed by the fp32 eager modules on ``frame``."""
     dev = torch.device(device)
-    comps = torch_components(model, frame_size)
     values: dict[str, torch.Tensor] = {FRAME: torch.from_numpy(frame).to(dev), BIAS: bias.to(dev).float(),
                                        FRAME_HW: torch.tensor(frame.shape[:2], dtype=torch.int64)}
     feeds: dict[str, dict[str, torch.Tensor]] = {}
@@ -195,10 +195,10 @@ def tune(model: Any, frame_size: tuple[int, int] | None, device: str, *, bias: t
         return _MEASURED[key]
     h, w = frame_size or model.cfg.preprocess.input_size
     frame = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    feeds, ref = reference_feeds(model, frame_size, device, bias, frame)
+    comps = torch_components(model, frame_size)
+    feeds, ref = reference_feeds(comps, device, bias, frame)
     report = TuneReport(device=str(dev), tolerance=tolerance)
     chosen: dict[str, TorchSettings] = {}
-    comps = torch_components(model, frame_size)
     for name, (module, ins, outs) in comps.items():
         trials: list[Trial] = []
         best: tuple[float, TorchSettings] | None = None

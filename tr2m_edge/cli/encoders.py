@@ -40,13 +40,12 @@ def encoder_sources(depth: str | None, image: str | None, text: str | None, offl
     id neither cached nor downloadable, fails here, not after the model libraries load.
     """
     from tr2m_edge.model.encoder_sources import EncoderSources
-    from tr2m_edge.model.hub import check_source, set_offline
+    from tr2m_edge.model.hub import WHAT, check_source, set_offline
 
     if offline:
         set_offline(True)
-    for value, what, family in ((depth, "Depth Anything model", "depth_anything"),
-                                (image, "DINOv2 image encoder", "dinov2"),
-                                (text if text and ":" not in text else None, "CLIP text encoder", "hf_clip")):
+    for value, family in ((depth, "depth_anything"), (image, "dinov2"),
+                          (text if text and ":" not in text else None, "hf_clip")):
         if value:
-            check_source(what, value, family)
+            check_source(WHAT[family], value, family)
     return EncoderSources(depth=depth, image=image, text=text)

@@ -23,6 +23,7 @@ from torch import nn
 
 from tr2m_edge.config import CONTEXT_LENGTH, PATCH_SIZE, EncoderSpec
 from tr2m_edge.errors import ConfigError
+from tr2m_edge.model import hub
 from tr2m_edge.model.loaders import load_open_clip, load_transformers
 from tr2m_edge.model.pos_embed import use_original_position_interpolation
 
@@ -242,7 +243,7 @@ def build_depth_encoder(spec: EncoderSpec, return_tokens: bool = False) -> Depth
     from transformers import DepthAnythingForDepthEstimation
 
     if spec.source is not None:
-        model = load_transformers(DepthAnythingForDepthEstimation, spec.source, "Depth Anything model",
+        model = load_transformers(DepthAnythingForDepthEstimation, spec.source, hub.WHAT[spec.family],
                                   spec.family, _sized(spec, _random_depth_anything))
     else:
         model = _random_depth_anything(spec)
@@ -269,7 +270,7 @@ def build_image_encoder(spec: EncoderSpec) -> ImageEncoder:
     from transformers import Dinov2Model
 
     if spec.source is not None:
-        model = load_transformers(Dinov2Model, spec.source, "DINOv2 image encoder", spec.family,
+        model = load_transformers(Dinov2Model, spec.source, hub.WHAT[spec.family], spec.family,
                                   _sized(spec, _random_dinov2))
     else:
         model = _random_dinov2(spec)
@@ -330,7 +331,7 @@ def _build_hf_clip(spec: EncoderSpec) -> nn.Module:
     from transformers import CLIPTextModelWithProjection
 
     if spec.source is not None:
-        return load_transformers(CLIPTextModelWithProjection, spec.source, "CLIP text encoder", spec.family,
+        return load_transformers(CLIPTextModelWithProjection, spec.source, hub.WHAT[spec.family], spec.family,
                                  _sized(spec, _random_hf_clip))
     return _random_hf_clip(spec)
 

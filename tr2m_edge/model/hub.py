@@ -36,6 +36,8 @@ PROBE_TIMEOUT_S = 1.5
 # The flag that points each encoder at a local copy (named in every "missing model" error).
 FLAGS = {"depth_anything": "--depth-model", "dinov2": "--image-model", "open_clip": "--text-model",
          "hf_clip": "--text-model"}
+# What each transformers-family encoder is called in messages (the preflight and the loaders say the same).
+WHAT = {"depth_anything": "Depth Anything model", "dinov2": "DINOv2 image encoder", "hf_clip": "CLIP text encoder"}
 OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what open_clip fetches from a hub repo
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _QUIET_LOGGERS = ("huggingface_hub", "transformers", "open_clip", "urllib3", "filelock")
