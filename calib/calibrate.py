@@ -28,7 +28,7 @@ from tr2m_edge.bundle import Bundle, open_bundle, staging_folder
 from tr2m_edge.calib.data import FeedReader, feed_bytes, frame_stages, record_feeds
 from tr2m_edge.calib.frames import FrameSets, sample_frames
 from tr2m_edge.calib.gate import DEFAULT_MAX_DRIFT, GateReport, run_gate
-from tr2m_edge.calib.quantize import DEFAULT_OPS, DEFAULT_OPS_REASON, QuantSettings, quantize_graph
+from tr2m_edge.calib.quantize import DEFAULT_OPS, DEFAULT_OPS_REASON, FALLBACK_OPS, QuantSettings, quantize_graph
 from tr2m_edge.calib.variant import INT8_COMPONENTS, install_variant, int8_file, remove_staging
 from tr2m_edge.contract import COMPONENTS
 from tr2m_edge.errors import BundleError, ConfigError
@@ -120,7 +120,9 @@ def calibrate_bundle(
         images / video / synthetic: the frame source (exactly one).
         num / holdout: calibration and held-out frames; seed: their sampling seed.
         method: ``minmax``, ``entropy`` or ``percentile``.
-        ops: op types to quantise (default: the measured :data:`DEFAULT_OPS`).
+        ops: op types to quantise. None: the measured :data:`DEFAULT_OPS`, and when they fail
+            the gate, :data:`FALLBACK_OPS` (re-quantised with the same ranges, gated again);
+            every attempt is recorded (``attempts``).
         max_drift: the gate's AbsRel limit of INT8 against fp32 metric depth.
         texts: captions for the head's scene bias (default: see the module docstring).
         components: graphs to quantise (default: depth, image encoder (if any) and head).
@@ -145,7 +147,8 @@ def calibrate_bundle(
     threads = threads or cpu_threads()
     cfg, frame_size = bundle.config, bundle.manifest.frame_size
     staging = None
-    with StepProgress(5 + len(chosen) + (1 if build_engines else 0), progress, "calibrate") as steps:
+    steps_total = 5 + len(chosen) + (1 if build_engines else 0)
+    with StepProgress(steps_total, progress, "calibrate") as steps:
         try:
             with steps.step(f"sample {num} calibration + {holdout} held-out frames"):
                 sets = sample_frames(images=images, video=video, synthetic=synthetic, num=num, holdout=holdout,
@@ -161,23 +164,38 @@ def calibrate_bundle(
                     feeds = record_feeds(frame_stages(ref, cfg, frame_size, "fp32 calibration"), sets.calibration,
                                          [bias_of[c] for c in cal_captions], chosen)
                     log.info("recorded %.0f MiB of calibration feeds", feed_bytes(feeds) / 2**20)
-                stats: dict[str, Any] = {}
-                for comp in chosen:
-                    with steps.step(f"quantise {comp} ({settings.method}, {'/'.join(settings.ops)})"):
-                        reader = FeedReader(comp, feeds[comp] if build_engines else feeds.pop(comp))
-                        stats[comp] = quantize_graph(bundle.path(bundle.require(comp, "fp32")), staging / int8_file(comp),
-                                                     reader, settings, workdir=staging, ranges=staging / f"{comp}.ranges.json")
-
                 def gate(int8_runners: dict[str, Runner]) -> GateReport:
                     with activated(int8_runners):
                         return run_gate(ref, {**ref, **int8_runners}, cfg, sets.held_out,
                                         [tokenizer([c]) for c in held_captions], [bias_of[c] for c in held_captions],
                                         frame_size, list(int8_runners), max_drift=max_drift)
 
-                with steps.step(f"accuracy gate on {len(sets.held_out)} held-out frames"):
-                    report = gate({c: OrtRunner(staging / int8_file(c), providers=("cpu",), intra_op_threads=threads,
-                                                name=f"{c}-int8") for c in chosen})
-                record = _record(settings, ops, sets, caption_origin, cal_captions, stats, report, chosen)
+                # without --ops: the measured fastest op types first, then the accurate fallback when they
+                # fail the gate (its tensors are a subset: the first attempt's ranges serve it)
+                ladder = [settings] if ops else [settings, dataclasses.replace(settings, ops=FALLBACK_OPS)]
+                attempts: list[dict[str, Any]] = []
+                for i, attempt in enumerate(ladder):
+                    last = i == len(ladder) - 1
+                    if i:
+                        steps.set_total(steps_total + i * (len(chosen) + 1))
+                        log.warning("INT8 with %s fails the gate (metric depth AbsRel %.3f%% > %.2f%%); trying %s",
+                                    "/".join(ladder[i - 1].ops), 100 * attempts[-1]["abs_rel"], 100 * max_drift,
+                                    "/".join(attempt.ops))
+                    stats: dict[str, Any] = {}
+                    for comp in chosen:
+                        with steps.step(f"quantise {comp} ({attempt.method}, {'/'.join(attempt.ops)})"):
+                            reader = FeedReader(comp, feeds[comp] if build_engines or not last else feeds.pop(comp))
+                            stats[comp] = quantize_graph(bundle.path(bundle.require(comp, "fp32")),
+                                                         staging / int8_file(comp), reader, attempt, workdir=staging,
+                                                         ranges=staging / f"{comp}.ranges.json")
+                    with steps.step(f"accuracy gate on {len(sets.held_out)} held-out frames"):
+                        report = gate({c: OrtRunner(staging / int8_file(c), providers=("cpu",),
+                                                    intra_op_threads=threads, name=f"{c}-int8") for c in chosen})
+                    attempts.append({"ops": list(attempt.ops), "abs_rel": report.abs_rel, "usable": report.usable})
+                    settings = attempt
+                    if report.usable:
+                        break
+                record = _record(settings, ops, sets, caption_origin, cal_captions, stats, report, chosen, attempts)
                 staged = {(c, "onnx"): staging / int8_file(c) for c in chosen}
                 tensorrt_info = None
                 if build_engines:
@@ -224,13 +242,23 @@ def caption_biases(runners: dict[str, Runner], tokenizer: Any, captions: Sequenc
 
 
 def _record(settings: QuantSettings, ops: Sequence[str] | None, sets: FrameSets, caption_origin: str,
-            captions: Sequence[str], stats: dict[str, Any], gate: GateReport, chosen: Sequence[str]) -> dict[str, Any]:
+            captions: Sequence[str], stats: dict[str, Any], gate: GateReport, chosen: Sequence[str],
+            attempts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    if ops:
+        reason = "requested with --ops"
+    elif len(attempts) > 1:
+        reason = (f"{'/'.join(DEFAULT_OPS)} (the measured default) failed the gate here (metric depth AbsRel "
+                  f"{attempts[0]['abs_rel']:.3%}), so the accurate fallback {'/'.join(FALLBACK_OPS)} was tried. "
+                  f"Default: {DEFAULT_OPS_REASON}")
+    else:
+        reason = DEFAULT_OPS_REASON
     return {
         "usable": gate.usable,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "components": list(chosen),
         "quantization": settings.describe(),
-        "ops_reason": DEFAULT_OPS_REASON if not ops or tuple(ops) == DEFAULT_OPS else "requested with --ops",
+        "ops_reason": reason,
+        "attempts": list(attempts),
         "frames": sets.describe(),
         "captions": {"from": caption_origin, "distinct": sorted(set(captions))[:16]},
         "graphs": stats,

@@ -36,6 +36,7 @@ def test_calibrated_int8_graphs_run_in_onnx_runtime_within_the_drift_limit(int8_
     assert record["usable"] and record["gate"]["abs_rel"] <= 0.02 and record["gate"]["frames"] == 8
     assert record["frames"]["calibration"] == 32 and record["frames"]["held_out"] == 8
     assert record["quantization"]["ops"] == ["Conv", "Gemm", "MatMul"] and "profiler" in record["ops_reason"]
+    assert [a["ops"] for a in record["attempts"]] == [["Conv", "Gemm", "MatMul"]]  # passed: no fallback tried
     assert set(record["gate"]["components"]) == {"depth", "image_encoder", "head"}
     for comp in ("depth", "image_encoder", "head"):
         entry = bundle.require(comp, "int8")
@@ -87,6 +88,16 @@ def test_run_and_bench_accept_a_usable_int8_variant(int8_bundle, tmp_path, cli):
     assert rows["int8"]["throughput_fps"] > 0 and rows["int8"]["throughput_vs_first"] > 0
 
 
+def test_op_types_given_with_ops_get_no_fallback(int8_bundle, tmp_path):
+    path = tmp_path / "asked"
+    shutil.copytree(int8_bundle[0], path)
+    result = calibrate_bundle(path, synthetic=True, num=4, holdout=2, components=["depth"],
+                              ops=("Conv", "Gemm", "MatMul"), max_drift=1e-6, progress=False)
+    assert not result.usable
+    assert [a["ops"] for a in result.record["attempts"]] == [["Conv", "Gemm", "MatMul"]]
+    assert result.record["ops_reason"] == "requested with --ops"
+
+
 def test_a_drift_over_the_limit_marks_the_variant_unusable_and_run_refuses_it(int8_bundle, tmp_path, cli):
     path = tmp_path / "strict"
     shutil.copytree(int8_bundle[0], path)
@@ -99,6 +110,16 @@ def test_a_drift_over_the_limit_marks_the_variant_unusable_and_run_refuses_it(in
     assert manifest.calibration["usable"] is False and manifest.calibration["components"] == ["depth"]
     assert [f.file for f in manifest.files if f.precision == "int8"] == ["depth.int8.onnx"]
     assert not (path / "head.int8.onnx").exists()  # a calibration replaces the whole INT8 variant
+    # without --ops the measured default failed the gate, so the accurate fallback (Gemm alone) was tried
+    # too, with the same ranges; both are recorded and the graph written is the fallback's
+    attempts = manifest.calibration["attempts"]
+    assert [a["ops"] for a in attempts] == [["Conv", "Gemm", "MatMul"], ["Gemm"]]
+    assert not any(a["usable"] for a in attempts) and manifest.calibration["quantization"]["ops"] == ["Gemm"]
+    assert "failed the gate" in manifest.calibration["ops_reason"]
+    graph = onnx.load(str(path / "depth.int8.onnx")).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    assert not [n for n in graph.node if n.op_type == "Conv" and n.input[0] in dequantized]
+    assert [n for n in graph.node if n.op_type == "Gemm" and n.input[0] in dequantized]
     for args in (["run", "-b", path, "--synthetic", "--frames", 1, "--precision", "int8", "--text", "a room"],
                  ["bench", path, "--precision", "fp32,int8", "--frames", 1]):
         code, out, err = cli(*args)

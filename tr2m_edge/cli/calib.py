@@ -26,7 +26,8 @@ def calib_cmd(
     holdout: int = typer.Option(8, "--holdout", min=1, help="Held-out frames for the accuracy gate (never used to calibrate)."),
     method: str = typer.Option("minmax", "--method", help="Activation range calibration: minmax, entropy or percentile."),
     ops: Optional[str] = typer.Option(None, "--ops", help="Comma-separated op types to quantise (default: Conv,Gemm,MatMul, "
-                                                          "chosen by measurement; LayerNormalization and Softmax stay float "
+                                                          "chosen by measurement, and Gemm alone when those fail the "
+                                                          "gate; LayerNormalization and Softmax stay float "
                                                           "unless named; the head's exp/reciprocal tail always stays float)."),
     max_drift: float = typer.Option(0.02, "--max-drift", help="Accuracy gate: largest AbsRel of INT8 against fp32 metric "
                                                               "depth on the held-out frames (0.02 = 2 %)."),
@@ -52,7 +53,7 @@ def calib_cmd(
 
     result = calibrate_bundle(
         bundle, images=images, video=video, synthetic=synthetic, num=num, holdout=holdout, method=method.lower(),
-        ops=parse_ops(ops), max_drift=max_drift, seed=seed, texts=text or (),
+        ops=parse_ops(ops) if ops else None, max_drift=max_drift, seed=seed, texts=text or (),
         components=[c.strip() for c in components.split(",") if c.strip()] if components else None,
         threads=threads, trt=trt, progress=not quiet,
     )
