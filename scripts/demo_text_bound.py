@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""How much of the demo's metric scale a caption can tell: the text-only baseline on ideal caption features.
+
+The synthetic scenes draw each scene's metric size s log-uniformly within its family's range
+(tabletop 0.8-1.35 m, room 3-9 m, street 15-72 m to the back wall) and build the whole
+scene in units of s, so the image itself carries no metric cue; the caption names the
+family (its surface words) and, for the outer thirds of the range, "small" or "large". This
+script trains the demo's text-only global scale/shift baseline (:mod:`tr2m_edge.demo.baseline`,
+same recipe and scenes) on three caption features:
+
+- the demo's caption embedding (what the demo's baseline reads);
+- a one-hot of (family, size word) parsed from the caption: the most a caption says about
+  scale, read perfectly;
+- a one-hot of the family alone.
+
+and scores each on the demo's validation scenes and its held-out scenes, so the demo's
+AbsRel goal can be read against what its captions allow. Nothing is tuned on these numbers.
+
+Usage:  python scripts/demo_text_bound.py [--demo runs/demo] [--json docs/measurements/demo_text_bound.json]
+
+``--demo`` is a finished ``tr2m-edge demo`` folder (its text tower is reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tr2m_edge.demo.baseline import BaselineConfig, encode_scenes, load_baseline, score, train_baseline
+from tr2m_edge.demo.pipeline import FRAME, HELD_OUT_SEED
+from tr2m_edge.demo.stage0 import STAGE0_DIR
+from tr2m_edge.demo.training import demo_config, demo_model_config
+from tr2m_edge.model import build_model
+from tr2m_edge.synthetic import FAMILIES
+from tr2m_edge.synthetic.families import _FAMILY_SPECS
+from tr2m_edge.train.datasets import DatasetSpec, open_dataset
+
+SIZE_WORDS = ("small", "", "large")  # lower third, middle third (no word), upper third of the family's range
+
+
+def family_of(caption: str) -> int:
+    """The index in FAMILIES of the family whose surface words the caption names."""
+    for i, fam in enumerate(FAMILIES):
+        if any(place in caption for place in _FAMILY_SPECS[fam].surfaces.values()):
+            return i
+    raise ValueError(f"no family's surface in caption {caption!r}")
+
+
+def size_of(caption: str) -> int:
+    """0 small, 1 no size word, 2 large (the caption's article is followed by the size word)."""
+    words = caption.split()
+    return 0 if words[1] == "small" else (2 if words[1] == "large" else 1)
+
+
+def family_size_onehot(captions: list[str]) -> torch.Tensor:
+    out = torch.zeros(len(captions), 3 * len(FAMILIES))
+    for i, c in enumerate(captions):
+        out[i, 3 * family_of(c) + size_of(c)] = 1.0
+    return out
+
+
+def family_onehot(captions: list[str]) -> torch.Tensor:
+    out = torch.zeros(len(captions), len(FAMILIES))
+    for i, c in enumerate(captions):
+        out[i, family_of(c)] = 1.0
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", type=Path, default=Path("runs/demo"), help="A finished demo folder (its text tower).")
+    parser.add_argument("--json", type=Path, default=Path("docs/measurements/demo_text_bound.json"),
+                        help="Where the numbers are written.")
+    parser.add_argument("--frames", type=int, default=48, help="Held-out scenes (the demo's default).")
+    parser.add_argument("--seed", type=int, default=0, help="The demo's --seed.")
+    args = parser.parse_args()
+    text = args.demo / "text_encoder"
+    if not (text / "model.safetensors").is_file():
+        print(f"error: no text tower in {text}; run `tr2m-edge demo --out {args.demo}` first.", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    torch.set_num_threads(1)
+    model = build_model(demo_model_config(STAGE0_DIR, text).replace(input_size=FRAME)).eval()
+    train_cfg = demo_config(tempfile.gettempdir(), seed=args.seed, model=model.cfg)
+    held = open_dataset(DatasetSpec("synthetic", split="test", count=args.frames, seed=HELD_OUT_SEED + args.seed),
+                        FRAME)
+    val = open_dataset(train_cfg.val, FRAME)
+    proto = val.protocol
+    bcfg = BaselineConfig(seed=args.seed)
+    rows = {}
+    features = {"caption embedding (the demo's baseline)": None,
+                "one-hot family and size word (ideal caption reading)": family_size_onehot,
+                "one-hot family only": family_onehot}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, feat) in enumerate(features.items()):
+            print(f"train the baseline on: {name}", file=sys.stderr, flush=True)
+            path = Path(tmp) / f"b{i}.pt"
+            record = train_baseline(model, train_cfg.train, train_cfg.val, bcfg, path, features=feat)
+            net = load_baseline(path)
+            scores = {}
+            for split, data in (("val", val), ("held_out", held)):
+                rel, gt, emb = encode_scenes(model, data, feat)
+                scores[split] = score(net, rel, gt, emb, proto.min_depth, proto.max_depth)["abs_rel"]
+            rows[name] = {**scores, "best_step": record["best_step"]}
+    report = {"what": __doc__.splitlines()[0], "text_tower": str(text), "baseline": bcfg.to_dict(),
+              "scenes": {"train": [s.count for s in train_cfg.train], "val": len(val),
+                         "held_out": args.frames}, "abs_rel": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print("| caption feature | val AbsRel | held-out AbsRel |\n|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['val']:.3f} | {r['held_out']:.3f} |")
+    print(f"written to {args.json} ({report['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
