@@ -31,7 +31,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from tr2m_edge.config import OUTPUT_STRIDES, ModelConfig, get_preset
+from tr2m_edge.config import OUTPUT_STRIDES, EncoderSpec, ModelConfig, get_preset
 from tr2m_edge.errors import ConfigError
 from tr2m_edge.fileio import write_json_atomic, write_text_atomic
 from tr2m_edge.synthetic import iter_scenes
@@ -47,6 +47,8 @@ TOLERANCE = 0.05  # the chosen stride's AbsRel may exceed the full-resolution de
 # SILog + the pseudo-metric SILog + edge-aware smoothness; the scale-oriented contrast (w_soc) is off:
 # its momentum key branch runs the head a second time per step, too slow for a 2-core study
 STUDY_LOSS = LossConfig(scale_key="depth", w_soc=0.0)
+RANDOM_ENCODERS = ("random frozen encoders of the tiny preset (real model classes, tiny configs): the numbers "
+                   "compare heads on the same frozen inputs")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class StudyConfig:
     seeds: tuple[int, ...] = (0,)
     strides: tuple[int, ...] = OUTPUT_STRIDES
     progress: bool = True
+    depth: EncoderSpec | None = None  # the frozen depth model (None: the tiny preset's random one)
+    text: EncoderSpec | None = None  # the frozen text tower (None: the tiny preset's random one)
+    encoders: str = RANDOM_ENCODERS  # how the report describes the frozen encoders
 
     def __post_init__(self) -> None:
         if min(self.steps, self.batch_size, self.train_scenes, self.val_scenes, self.test_scenes,
@@ -90,14 +95,18 @@ class StudyRow:
     against: str = "ground truth"
 
 
-def released_config(input_size: tuple[int, int] = StudyConfig.input_size) -> ModelConfig:
-    """The released architecture at study size: the tiny preset (separate image encoder, stride 1)."""
-    return get_preset("tiny").replace(input_size=input_size)
+def released_config(input_size: tuple[int, int] = StudyConfig.input_size, depth: EncoderSpec | None = None,
+                    text: EncoderSpec | None = None) -> ModelConfig:
+    """The released architecture at study size: the tiny preset (separate image encoder, stride 1),
+    with ``depth`` / ``text`` replacing its random depth model / text tower when given."""
+    tiny = get_preset("tiny")
+    return tiny.replace(input_size=input_size, depth=depth or tiny.depth, text=text or tiny.text)
 
 
-def edge_config(stride: int, input_size: tuple[int, int] = StudyConfig.input_size) -> ModelConfig:
+def edge_config(stride: int, input_size: tuple[int, int] = StudyConfig.input_size, depth: EncoderSpec | None = None,
+                text: EncoderSpec | None = None) -> ModelConfig:
     """The edge head at study size: the released head's widths on the depth model's own tokens."""
-    cfg = student_config(released_config(input_size), "tiny")
+    cfg = student_config(released_config(input_size, depth, text), "tiny")
     return cfg.replace(name=f"edge-study-s{stride}", head=dataclasses.replace(cfg.head, output_stride=stride))
 
 
@@ -168,8 +177,8 @@ def run_study(cfg: StudyConfig, say: Callable[[str], None] | None = None) -> dic
     scenes = write_scenes(out / "scenes", {"train": (cfg.train_scenes, 0), "val": (cfg.val_scenes, 1000),
                                            "test": (cfg.test_scenes, 2000)}, cfg.input_size)
     test = open_dataset(DatasetSpec("folder", root=str(scenes), split="test"))
-    models = {f"edge s{s}": (edge_config(s, cfg.input_size), s) for s in cfg.strides}
-    models["released"] = (released_config(cfg.input_size), 1)
+    models = {f"edge s{s}": (edge_config(s, cfg.input_size, cfg.depth, cfg.text), s) for s in cfg.strides}
+    models["released"] = (released_config(cfg.input_size, cfg.depth, cfg.text), 1)
     scores: dict[str, list[dict[str, float]]] = {name: [] for name in models}
     teachers: dict[int, Path] = {}
     for seed in cfg.seeds:
@@ -219,8 +228,7 @@ def run_study(cfg: StudyConfig, say: Callable[[str], None] | None = None) -> dic
     reference = by_stride[1].abs_rel
     report = {
         "config": dataclasses.asdict(cfg),
-        "encoders": "random frozen encoders of the tiny preset (real model classes, tiny configs): no trained "
-                    "Depth Anything is available offline, so the numbers compare heads on the same frozen inputs",
+        "encoders": cfg.encoders,
         "test": {"dataset": "synthetic", "seed": 2000, "scenes": cfg.test_scenes,
                  "input_size": list(cfg.input_size)},
         "rows": [dataclasses.asdict(r) | {"vs_stride1": r.abs_rel / reference - 1.0 if k.startswith("edge s") else None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -30,6 +31,17 @@ def test_study_models_share_encoders_and_widths():
     assert released.preprocess.input_size == edge.preprocess.input_size == StudyConfig.input_size
     with pytest.raises(ConfigError, match="must include 1"):
         StudyConfig(strides=(2, 8))
+
+
+def test_given_frozen_encoders_replace_the_random_ones_in_every_study_model(tmp_path):
+    tiny = get_preset("tiny")
+    depth = dataclasses.replace(tiny.depth, source=str(tmp_path / "stage0"))
+    text = dataclasses.replace(tiny.text, family="hf_clip", source=str(tmp_path / "text"))
+    released, edge = released_config((140, 182), depth, text), edge_config(8, (140, 182), depth, text)
+    for cfg in (released, edge):
+        assert cfg.depth == depth and cfg.text == text and cfg.preprocess.input_size == (140, 182)
+    assert released.image == tiny.image and edge.image is None and edge.head.output_stride == 8
+    assert edge.head.in_channels == depth.hidden_size
 
 
 @pytest.mark.slow
