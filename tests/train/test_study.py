@@ -34,8 +34,10 @@ def test_study_models_share_encoders_and_widths():
 
 
 def test_given_frozen_encoders_replace_the_random_ones_in_every_study_model(tmp_path):
+    from tr2m_edge.demo.stage0 import stage0_spec
+
     tiny = get_preset("tiny")
-    depth = dataclasses.replace(tiny.depth, source=str(tmp_path / "stage0"))
+    depth = stage0_spec()  # the shipped stage-0 weights: the edge head's width is read from their config
     text = dataclasses.replace(tiny.text, family="hf_clip", source=str(tmp_path / "text"))
     released, edge = released_config((140, 182), depth, text), edge_config(8, (140, 182), depth, text)
     for cfg in (released, edge):
