@@ -35,9 +35,10 @@ from tr2m_edge.train.study import RANDOM_ENCODERS, StudyConfig, run_study
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# the stage-0 study's budget: the demo's head training (its input size, scene counts, batch and steps)
+# the stage-0 study's budget: the demo's head training (its input size, scene counts, batch and steps);
+# the student distils from as many unlabelled frames as the heads have training scenes
 STAGE0_BUDGET = {"input_size": (140, 182), "train_scenes": 384, "val_scenes": 48, "test_scenes": 48,
-                 "batch_size": 8, "steps": 600}
+                 "batch_size": 8, "steps": 600, "distill_frames": 384, "distill_holdout": 48}
 
 
 def stage0_encoders(out: Path, cfg: StudyConfig) -> tuple[EncoderSpec, EncoderSpec, str]:
