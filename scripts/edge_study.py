@@ -12,7 +12,7 @@ tower trained on the study's training captions as the demo trains its own (which
 caption holds, no depth), at the stage-0 size 140x182; ``random`` is the tiny preset's
 random encoders at 70x98.
 
-Usage:  python scripts/edge_study.py [--steps 300] [--seeds 0,1,2] [--out runs/edge_study]
+Usage:  python scripts/edge_study.py [--steps 600] [--seeds 0,1,2] [--distill-frames 384] [--out runs/edge_study]
 
 Exit status 1 (after writing everything) when the edge preset's stride misses the goal
 (AbsRel within 5 % of the full-resolution decoder's).
@@ -74,11 +74,17 @@ def main() -> int:
     parser.add_argument("--encoders", choices=("stage0", "random"), default="stage0",
                         help="Frozen encoders: the demo's stage-0 Depth Anything + a trained text tower at 140x182, "
                              "or the tiny preset's random ones at 70x98.")
+    parser.add_argument("--distill-frames", type=int, default=None,
+                        help=f"Unlabelled frames the student distils from (default: "
+                             f"{STAGE0_BUDGET['distill_frames']} with stage0 encoders, {defaults.distill_frames} with "
+                             "random ones).")
     parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
     args = parser.parse_args()
     budget = dict(STAGE0_BUDGET) if args.encoders == "stage0" else {}
     if args.steps is not None:
         budget["steps"] = args.steps
+    if args.distill_frames is not None:
+        budget["distill_frames"] = args.distill_frames
     cfg = StudyConfig(out_dir=args.out, seeds=tuple(int(s) for s in args.seeds.split(",")),
                       progress=not args.no_progress, encoders=RANDOM_ENCODERS, **budget)
     if args.encoders == "stage0":
