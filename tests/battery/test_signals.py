@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import cv2
+import pytest
 
 from battery_common import CLI, ENV
 
@@ -105,3 +106,23 @@ def test_a_killed_exports_partial_folder_is_removed_by_the_next_export(tmp_path,
     assert code == 0, err
     assert not partial.exists() and alive.exists()
     assert (tmp_path / "b" / "manifest.json").is_file()
+
+
+def test_a_stopped_calibration_exits_143_or_130_names_the_stop_and_leaves_the_bundle_as_it_was(bundle_copy):
+    """Commands that do not drain (calib here) stop at once: typer alone would exit 130 silently for both."""
+    pytest.importorskip("onnxruntime.quantization")
+    before = sorted(p.name for p in bundle_copy.iterdir())
+    manifest = (bundle_copy / "manifest.json").read_bytes()
+    for sig, status, word in ((signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")):
+        proc = subprocess.Popen([*CLI, "calib", str(bundle_copy), "--synthetic", "-q"], env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not list(bundle_copy.glob(".calib-*")):  # the staging folder: calibration has started
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == status, err
+        assert word in err.split() and "Traceback" not in err
+        assert sorted(p.name for p in bundle_copy.iterdir()) == before  # staging removed, no INT8 file
+        assert (bundle_copy / "manifest.json").read_bytes() == manifest

@@ -70,9 +70,29 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
         sys.exit(2)
+    except SystemExit as exc:
+        # typer turns a KeyboardInterrupt (Ctrl-C, or SIGTERM as Terminated) that a command lets
+        # through into a silent exit 130; name it, and give SIGTERM its own status
+        stop = _interruption(exc) if exc.code == 130 else None
+        if stop is None:
+            raise
+        err_console.print("terminated" if isinstance(stop, Terminated) else "interrupted")
+        sys.exit(143 if isinstance(stop, Terminated) else 130)
     except Terminated:
         err_console.print("terminated")
         sys.exit(143)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+
+
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt behind an exit, following its causes and contexts (None: not one)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
