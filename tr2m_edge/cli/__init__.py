@@ -76,14 +76,16 @@ def main(argv: list[str] | None = None) -> None:
         stop = _interruption(exc) if exc.code == 130 else None
         if stop is None:
             raise
-        err_console.print("terminated" if isinstance(stop, Terminated) else "interrupted")
-        sys.exit(143 if isinstance(stop, Terminated) else 130)
-    except Terminated:
-        err_console.print("terminated")
-        sys.exit(143)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        _stopped(stop)
+    except KeyboardInterrupt as stop:  # one raised outside typer's own handling (building the app)
+        _stopped(stop)
+
+
+def _stopped(stop: KeyboardInterrupt) -> None:
+    """Name the stop on stderr and exit: 143 for SIGTERM (Terminated), 130 for Ctrl-C."""
+    terminated = isinstance(stop, Terminated)
+    err_console.print("terminated" if terminated else "interrupted")
+    sys.exit(143 if terminated else 130)
 
 
 def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
