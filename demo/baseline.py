@@ -13,7 +13,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -71,16 +71,9 @@ class BaselineConfig:
         return dataclasses.asdict(self)
 
 
-CaptionFeatures = Callable[[list[str]], torch.Tensor]  # captions -> (N, T) features the baseline reads
-
-
 @torch.no_grad()
-def encode_scenes(model: TR2M, dataset: Any, features: CaptionFeatures | None = None,
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(D_r (N,1,h,w), ground truth (N,1,h,w), caption features (N,T)) of a dataset's evaluation view.
-
-    ``features``: what the baseline reads of each caption; None: the model's caption embedding.
-    """
+def encode_scenes(model: TR2M, dataset: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(D_r (N,1,h,w), ground truth (N,1,h,w), caption embeddings (N,T)) of a dataset's evaluation view."""
     rels, gts, captions = [], [], []
     for start in range(0, len(dataset), 16):
         samples = [dataset[i] for i in range(start, min(start + 16, len(dataset)))]
@@ -89,8 +82,7 @@ def encode_scenes(model: TR2M, dataset: Any, features: CaptionFeatures | None = 
         rels.append(rel.float())
         gts.append(torch.stack([s["depth"] for s in samples]))
         captions += [s["caption"] for s in samples]
-    text = embed_captions(model, captions) if features is None else features(captions).float()
-    return torch.cat(rels), torch.cat(gts), text
+    return torch.cat(rels), torch.cat(gts), embed_captions(model, captions)
 
 
 @torch.no_grad()
@@ -104,19 +96,30 @@ def score(net: TextScaleShift, rel: torch.Tensor, gt: torch.Tensor, text: torch.
 
 
 def train_baseline(model: TR2M, train_specs: Sequence[Any], val_spec: Any, cfg: BaselineConfig,
-                   out: str | Path, features: CaptionFeatures | None = None) -> dict[str, Any]:
+                   out: str | Path) -> dict[str, Any]:
     """Train the text-only baseline on the scenes of ``train_specs`` (DatasetSpecs); save it to ``out``.
 
-    ``model`` gives the frozen D_r and caption embeddings (the TR2M model's own encoders);
-    ``features`` replaces the embeddings (scripts/demo_text_bound.py: the caption's scale words).
+    ``model`` gives the frozen D_r and caption embeddings (the TR2M model's own encoders).
     Returns the record stored with the weights (config, validation metrics, step of the best).
     """
     size = model.cfg.preprocess.input_size
-    data = [encode_scenes(model, open_dataset(spec, size), features) for spec in train_specs]
+    data = [encode_scenes(model, open_dataset(spec, size)) for spec in train_specs]
     rel, gt, text = (torch.cat(parts) for parts in zip(*data))
     val_set = open_dataset(val_spec, size)
-    v_rel, v_gt, v_text = encode_scenes(model, val_set, features)
-    proto = val_set.protocol
+    return fit_baseline((rel, gt, text), encode_scenes(model, val_set), val_set.protocol, cfg, out)
+
+
+Encoded = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (D_r, ground truth, caption features), as encode_scenes
+
+
+def fit_baseline(train: Encoded, val: Encoded, proto: Any, cfg: BaselineConfig, out: str | Path) -> dict[str, Any]:
+    """Fit the baseline on encoded scenes (any caption features of width T); best by validation AbsRel.
+
+    ``proto``: the evaluation protocol (depth range, SILog variance focus). Saved to ``out``;
+    returns the record stored with the weights.
+    """
+    rel, gt, text = train
+    v_rel, v_gt, v_text = val
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         net = TextScaleShift(text.shape[1], cfg.hidden)

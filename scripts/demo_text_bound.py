@@ -32,43 +32,28 @@ from pathlib import Path
 
 import torch
 
-from tr2m_edge.demo.baseline import BaselineConfig, encode_scenes, load_baseline, score, train_baseline
+from tr2m_edge.demo.baseline import BaselineConfig, encode_scenes, fit_baseline, load_baseline, score
 from tr2m_edge.demo.pipeline import FRAME, HELD_OUT_SEED
 from tr2m_edge.demo.stage0 import STAGE0_DIR
 from tr2m_edge.demo.training import demo_config, demo_model_config
 from tr2m_edge.model import build_model
-from tr2m_edge.synthetic import FAMILIES
-from tr2m_edge.synthetic.families import _FAMILY_SPECS
+from tr2m_edge.synthetic import FAMILIES, SIZE_WORDS, caption_scale, remembered_scenes
 from tr2m_edge.train.datasets import DatasetSpec, open_dataset
-
-SIZE_WORDS = ("small", "", "large")  # lower third, middle third (no word), upper third of the family's range
-
-
-def family_of(caption: str) -> int:
-    """The index in FAMILIES of the family whose surface words the caption names."""
-    for i, fam in enumerate(FAMILIES):
-        if any(place in caption for place in _FAMILY_SPECS[fam].surfaces.values()):
-            return i
-    raise ValueError(f"no family's surface in caption {caption!r}")
-
-
-def size_of(caption: str) -> int:
-    """0 small, 1 no size word, 2 large (the caption's article is followed by the size word)."""
-    words = caption.split()
-    return 0 if words[1] == "small" else (2 if words[1] == "large" else 1)
 
 
 def family_size_onehot(captions: list[str]) -> torch.Tensor:
-    out = torch.zeros(len(captions), 3 * len(FAMILIES))
-    for i, c in enumerate(captions):
-        out[i, 3 * family_of(c) + size_of(c)] = 1.0
+    """(N, families x size words) one-hot of what each caption says about scale."""
+    out = torch.zeros(len(captions), len(FAMILIES) * len(SIZE_WORDS))
+    for i, caption in enumerate(captions):
+        family, size = caption_scale(caption)
+        out[i, len(SIZE_WORDS) * FAMILIES.index(family) + SIZE_WORDS.index(size)] = 1.0
     return out
 
 
 def family_onehot(captions: list[str]) -> torch.Tensor:
     out = torch.zeros(len(captions), len(FAMILIES))
-    for i, c in enumerate(captions):
-        out[i, family_of(c)] = 1.0
+    for i, caption in enumerate(captions):
+        out[i, FAMILIES.index(caption_scale(caption)[0])] = 1.0
     return out
 
 
@@ -93,20 +78,26 @@ def main() -> int:
     val = open_dataset(train_cfg.val, FRAME)
     proto = val.protocol
     bcfg = BaselineConfig(seed=args.seed)
-    rows = {}
     features = {"caption embedding (the demo's baseline)": None,
                 "one-hot family and size word (ideal caption reading)": family_size_onehot,
                 "one-hot family only": family_onehot}
+    with remembered_scenes():  # every scene rendered and encoded once; only the caption features differ
+        train = [open_dataset(spec, FRAME) for spec in train_cfg.train]
+        splits = {"train": train, "val": [val], "held_out": [held]}
+        encoded = {name: [encode_scenes(model, d) for d in sets] for name, sets in splits.items()}
+        encoded = {name: tuple(torch.cat(parts) for parts in zip(*enc)) for name, enc in encoded.items()}
+        captions = {name: [d[i]["caption"] for d in sets for i in range(len(d))] for name, sets in splits.items()}
+    rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, feat) in enumerate(features.items()):
             print(f"train the baseline on: {name}", file=sys.stderr, flush=True)
+            data = {split: (rel, gt, emb if feat is None else feat(captions[split]))
+                    for split, (rel, gt, emb) in encoded.items()}
             path = Path(tmp) / f"b{i}.pt"
-            record = train_baseline(model, train_cfg.train, train_cfg.val, bcfg, path, features=feat)
+            record = fit_baseline(data["train"], data["val"], proto, bcfg, path)
             net = load_baseline(path)
-            scores = {}
-            for split, data in (("val", val), ("held_out", held)):
-                rel, gt, emb = encode_scenes(model, data, feat)
-                scores[split] = score(net, rel, gt, emb, proto.min_depth, proto.max_depth)["abs_rel"]
+            scores = {split: score(net, *data[split], proto.min_depth, proto.max_depth)["abs_rel"]
+                      for split in ("val", "held_out")}
             rows[name] = {**scores, "best_step": record["best_step"]}
     report = {"what": __doc__.splitlines()[0], "text_tower": str(text), "baseline": bcfg.to_dict(),
               "scenes": {"train": [s.count for s in train_cfg.train], "val": len(val),

@@ -124,3 +124,18 @@ def test_remembered_scenes_render_once_and_hand_out_copies(monkeypatch):
     assert len(calls) == 1 and again.rgb.any()  # ... does not change what the next caller gets
     np.testing.assert_array_equal(again.rgb, render_scene(7, (28, 42)).rgb)
     assert len(calls) == 2  # outside the block every call renders
+
+
+def test_caption_scale_reads_back_the_family_and_size_word_of_every_caption() -> None:
+    from tr2m_edge.synthetic import SIZE_WORDS, caption_scale
+
+    frames = list(iter_scenes(90, size=(28, 36), seed=5))
+    read = [caption_scale(f.caption) for f in frames]
+    assert [fam for fam, _ in read] == [f.family for f in frames]
+    assert {size for _, size in read} == set(SIZE_WORDS)
+    for family in FAMILIES:  # "large" scenes of a family are deeper, on average, than its "small" ones
+        depth = {w: [float(np.median(f.depth)) for f, (fam, s) in zip(frames, read) if fam == family and s == w]
+                 for w in ("small", "large")}
+        assert np.mean(depth["large"]) > np.mean(depth["small"])
+    with pytest.raises(InputError, match="names none of the synthetic families"):
+        caption_scale("warehouse aisle")

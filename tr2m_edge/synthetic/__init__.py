@@ -28,9 +28,9 @@ Only ``render`` imports the other three, and no submodule imports this package.
 
 from __future__ import annotations
 
-from tr2m_edge.synthetic.families import FAMILIES
+from tr2m_edge.synthetic.families import FAMILIES, SIZE_WORDS, caption_scale
 from tr2m_edge.synthetic.render import (SyntheticFrame, iter_scenes, remembered_scenes, render_scene, scene_family,
                                         scene_seed)
 
-__all__ = ["FAMILIES", "SyntheticFrame", "render_scene", "iter_scenes", "scene_seed", "scene_family",
+__all__ = ["FAMILIES", "SIZE_WORDS", "caption_scale", "SyntheticFrame", "render_scene", "iter_scenes", "scene_seed", "scene_family",
            "remembered_scenes"]

@@ -66,11 +66,31 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+SIZE_WORDS = ("small", "", "large")  # the lower, middle and upper third of a family's log-scale range
+
+
+def caption_scale(caption: str) -> tuple[str, str]:
+    """What a scene's caption says about its metric scale: (family, size word), the inverse of
+    :func:`_caption` for the two parts that carry scale. The size word is one of
+    :data:`SIZE_WORDS` ("" for the middle third of the family's range).
+
+    Raises:
+        InputError: the caption names no family's surface (not a synthetic scene's caption).
+    """
+    words = caption.split()
+    size = words[1] if len(words) > 1 and words[1] in SIZE_WORDS else ""
+    for family, spec in _FAMILY_SPECS.items():
+        if any(place in caption for place in spec.surfaces.values()):
+            return family, size
+    raise InputError(f"Caption {caption!r} names none of the synthetic families' surfaces.")
+
+
 def _caption(spec: _Family, family: str, s: float, ground_kind: str, objects: list[str],
              sides: list[str], temperature: float, intensity: float, fog_k: float) -> str:
     lo, hi = spec.scale
     q = math.log(s / lo) / math.log(hi / lo)
-    size_word = "small " if q < 1 / 3 else ("large " if q > 2 / 3 else "")
+    size = SIZE_WORDS[0] if q < 1 / 3 else (SIZE_WORDS[2] if q > 2 / 3 else SIZE_WORDS[1])
+    size_word = f"{size} " if size else ""
     counts: dict[str, int] = {}
     for noun in objects:
         counts[noun] = counts.get(noun, 0) + 1
