@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from tr2m_edge.config import EncoderSpec
-from tr2m_edge.synthetic import iter_scenes
+from tr2m_edge.synthetic import iter_scenes, remembered_scenes
 from tr2m_edge.train.study import RANDOM_ENCODERS, StudyConfig, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +49,9 @@ def stage0_encoders(out: Path, cfg: StudyConfig) -> tuple[EncoderSpec, EncoderSp
 
     captions = [s.caption for s in iter_scenes(cfg.train_scenes, size=cfg.input_size, seed=0)]
     tcfg, folder = TextStageConfig(), out / "text_encoder"
-    record = folder / RECORD
+    record = json.loads((folder / RECORD).read_text()) if (folder / RECORD).is_file() else {}
     sha = hashlib.sha256("\n".join(captions).encode()).hexdigest()
-    if not (record.is_file() and json.loads(record.read_text()).get("captions_sha256") == sha
-            and json.loads(record.read_text()).get("config") == tcfg.to_dict()):
+    if record.get("captions_sha256") != sha or record.get("config") != tcfg.to_dict():
         print(f"train the text tower on {len(captions)} training captions", file=sys.stderr, flush=True)
         train_text_encoder(captions, tcfg, folder)
     what = ("the demo's trained stage-0 tiny Depth Anything (demo/weights/stage0) and a tiny CLIP text "
@@ -69,7 +68,7 @@ def main() -> int:
                         help=f"Optimiser steps per model (default: {STAGE0_BUDGET['steps']} with stage0 encoders, "
                              f"{defaults.steps} with random ones).")
     parser.add_argument("--seeds", default=",".join(map(str, defaults.seeds)), help="Comma-separated seeds.")
-    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "measurements",
+    parser.add_argument("--docs", default=str(ROOT / "docs" / "measurements"),
                         help="Where edge_study.json / .md are copied (empty string: nowhere).")
     parser.add_argument("--encoders", choices=("stage0", "random"), default="stage0",
                         help="Frozen encoders: the demo's stage-0 Depth Anything + a trained text tower at 140x182, "
@@ -87,17 +86,19 @@ def main() -> int:
         budget["distill_frames"] = args.distill_frames
     cfg = StudyConfig(out_dir=args.out, seeds=tuple(int(s) for s in args.seeds.split(",")),
                       progress=not args.no_progress, encoders=RANDOM_ENCODERS, **budget)
-    if args.encoders == "stage0":
-        depth, text, what = stage0_encoders(Path(cfg.out_dir), cfg)
-        cfg = dataclasses.replace(cfg, depth=depth, text=text, encoders=what)
-    report = run_study(cfg, say=lambda msg: print(msg, file=sys.stderr, flush=True))
+    with remembered_scenes():  # the text tower's captions and the study's scene files: one render per scene
+        if args.encoders == "stage0":
+            depth, text, what = stage0_encoders(Path(cfg.out_dir), cfg)
+            cfg = dataclasses.replace(cfg, depth=depth, text=text, encoders=what)
+        report = run_study(cfg, say=lambda msg: print(msg, file=sys.stderr, flush=True))
     table = (Path(cfg.out_dir) / "edge_study.md").read_text()
     print(table)
-    if str(args.docs):
-        args.docs.mkdir(parents=True, exist_ok=True)
+    if args.docs:  # Path("") would be "." and copy into the current folder
+        docs = Path(args.docs)
+        docs.mkdir(parents=True, exist_ok=True)
         for name in ("edge_study.json", "edge_study.md"):
-            shutil.copyfile(Path(cfg.out_dir) / name, args.docs / name)
-        print(f"written to {args.docs}/edge_study.json and .md")
+            shutil.copyfile(Path(cfg.out_dir) / name, docs / name)
+        print(f"written to {docs}/edge_study.json and .md")
     return 0 if report["preset_meets_goal"] else 1
 
 
