@@ -14,7 +14,10 @@ same recipe and scenes) on three caption features:
 - a one-hot of the family alone.
 
 and scores each on the demo's validation scenes and its held-out scenes, so the demo's
-AbsRel goal can be read against what its captions allow. Nothing is tuned on these numbers.
+AbsRel goal can be read against what its captions allow. It also fits a linear probe
+(logistic regression) from the caption embedding to the size word on the training captions
+and scores it on the validation captions: whether the embedding holds the word at all.
+Nothing is tuned on these numbers.
 
 Usage:  python scripts/demo_text_bound.py [--demo runs/demo] [--json docs/measurements/demo_text_bound.json]
 
@@ -55,6 +58,27 @@ def family_onehot(captions: list[str]) -> torch.Tensor:
     for i, caption in enumerate(captions):
         out[i, FAMILIES.index(caption_scale(caption)[0])] = 1.0
     return out
+
+
+def size_word_probe(train: torch.Tensor, train_captions: list[str], val: torch.Tensor,
+                    val_captions: list[str], steps: int = 2000) -> dict[str, float]:
+    """Accuracy of a linear classifier embedding -> size word (fit on train, full batch, Adam)."""
+    def labels(captions: list[str]) -> torch.Tensor:
+        return torch.tensor([SIZE_WORDS.index(caption_scale(c)[1]) for c in captions])
+
+    y, vy = labels(train_captions), labels(val_captions)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        probe = torch.nn.Linear(train.shape[1], len(SIZE_WORDS))
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(probe(train), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return {"train_accuracy": float((probe(train).argmax(1) == y).float().mean()),
+                "val_accuracy": float((probe(val).argmax(1) == vy).float().mean())}
 
 
 def main() -> int:
@@ -99,7 +123,8 @@ def main() -> int:
             scores = {split: score(net, *data[split], proto.min_depth, proto.max_depth)["abs_rel"]
                       for split in ("val", "held_out")}
             rows[name] = {**scores, "best_step": record["best_step"]}
-    report = {"what": __doc__.splitlines()[0], "text_tower": str(text), "baseline": bcfg.to_dict(),
+    probe = size_word_probe(encoded["train"][2], captions["train"], encoded["val"][2], captions["val"])
+    report = {"what": __doc__.splitlines()[0], "size_word_probe": probe, "text_tower": str(text), "baseline": bcfg.to_dict(),
               "scenes": {"train": [s.count for s in train_cfg.train], "val": len(val),
                          "held_out": args.frames}, "abs_rel": rows, "seconds": round(time.perf_counter() - t0, 1)}
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +132,8 @@ def main() -> int:
     print("| caption feature | val AbsRel | held-out AbsRel |\n|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['val']:.3f} | {r['held_out']:.3f} |")
+    print(f"linear probe embedding -> size word: {100 * probe['train_accuracy']:.1f} % on the training captions, "
+          f"{100 * probe['val_accuracy']:.1f} % on the validation captions")
     print(f"written to {args.json} ({report['seconds']:.0f} s)")
     return 0
 
